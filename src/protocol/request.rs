@@ -1,0 +1,116 @@
+//! The protocol-neutral request model shared by every codec.
+//!
+//! Requests borrow keys and values from the connection's read buffer, so
+//! parsing allocates nothing. Adding a verb means: a variant here, a parse arm
+//! in each codec that speaks it, and an arm in `exec`.
+
+pub use crate::storage::{ArithOp, StoreMode};
+
+/// The keys of a multi-key retrieval, as written on the command line: one or
+/// more keys separated by spaces. Already validated by the parser; iterating
+/// yields each key without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyList<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> KeyList<'a> {
+    /// Wraps a space-separated key list. The caller guarantees every key is
+    /// valid (1..=250 bytes, no control characters).
+    pub fn new(raw: &'a [u8]) -> Self {
+        KeyList { raw }
+    }
+
+    /// Iterates over the keys.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.raw.split(|&b| b == b' ').filter(|k| !k.is_empty())
+    }
+}
+
+/// Which `stats` report is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsGroup<'a> {
+    /// Plain `stats`: the general counters.
+    General,
+    /// `stats settings`.
+    Settings,
+    /// `stats items`: per slab class item counters.
+    Items,
+    /// `stats slabs`: per slab class memory counters.
+    Slabs,
+    /// `stats sizes`.
+    Sizes,
+    /// `stats conns`: one block per open connection.
+    Conns,
+    /// `stats reset`: zero the resettable counters.
+    Reset,
+    /// Anything else; memcached answers with an error.
+    Other(&'a [u8]),
+}
+
+/// One request, independent of the codec that carried it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// `get`/`gets` (and `gat`/`gats` when `touch` holds the new exptime).
+    Get {
+        keys: KeyList<'a>,
+        with_cas: bool,
+        touch: Option<i64>,
+    },
+    /// `set`, `add`, `replace`, `append`, `prepend`, `cas`.
+    Store {
+        mode: StoreMode,
+        key: &'a [u8],
+        flags: u32,
+        exptime: i64,
+        /// Compare-and-swap unique; only meaningful for [`StoreMode::Cas`].
+        cas: u64,
+        value: &'a [u8],
+        noreply: bool,
+    },
+    /// `delete <key>`.
+    Delete { key: &'a [u8], noreply: bool },
+    /// `incr`/`decr <key> <delta>`.
+    Arith {
+        op: ArithOp,
+        key: &'a [u8],
+        delta: u64,
+        noreply: bool,
+    },
+    /// `touch <key> <exptime>`.
+    Touch {
+        key: &'a [u8],
+        exptime: i64,
+        noreply: bool,
+    },
+    /// `flush_all [delay]`.
+    FlushAll { delay: i64, noreply: bool },
+    /// `version`.
+    Version,
+    /// `verbosity <level>`.
+    Verbosity { level: u32, noreply: bool },
+    /// `quit`: close after flushing earlier replies.
+    Quit,
+    /// `shutdown [graceful]` (allowed only with `-A`).
+    Shutdown { graceful: bool },
+    /// `cache_memlimit <megabytes>`.
+    CacheMemlimit { megabytes: u64, noreply: bool },
+    /// `stats [group]`.
+    Stats { group: StatsGroup<'a> },
+}
+
+impl Request<'_> {
+    /// Whether the client asked not to get a reply.
+    pub fn noreply(&self) -> bool {
+        match *self {
+            Request::Store { noreply, .. }
+            | Request::Delete { noreply, .. }
+            | Request::Arith { noreply, .. }
+            | Request::Touch { noreply, .. }
+            | Request::FlushAll { noreply, .. }
+            | Request::Verbosity { noreply, .. }
+            | Request::CacheMemlimit { noreply, .. } => noreply,
+            _ => false,
+        }
+    }
+}

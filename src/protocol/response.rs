@@ -1,0 +1,120 @@
+//! The protocol-neutral response model. `exec` produces these; each codec
+//! encodes them in its own wire format.
+
+/// A `CLIENT_ERROR`: the request was malformed; the connection stays usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// `bad command line format`
+    BadCommandLineFormat,
+    /// `bad data chunk`: the data block did not end where announced.
+    BadDataChunk,
+    /// `invalid exptime argument`
+    InvalidExptime,
+    /// `bad command line termination`
+    BadCommandLineTermination,
+    /// `cannot increment or decrement non-numeric value`
+    NonNumericValue,
+    /// `invalid numeric delta argument`
+    InvalidDeltaArgument,
+    /// `flush_all not allowed` (`-F`)
+    FlushDisabled,
+    /// `line too long`
+    LineTooLong,
+    /// `unauthenticated`
+    Unauthenticated,
+    /// `authentication failure`
+    AuthenticationFailure,
+}
+
+impl ClientError {
+    /// The text after `CLIENT_ERROR `.
+    pub fn message(self) -> &'static str {
+        match self {
+            ClientError::BadCommandLineFormat => "bad command line format",
+            ClientError::BadDataChunk => "bad data chunk",
+            ClientError::InvalidExptime => "invalid exptime argument",
+            ClientError::BadCommandLineTermination => "bad command line termination",
+            ClientError::NonNumericValue => "cannot increment or decrement non-numeric value",
+            ClientError::InvalidDeltaArgument => "invalid numeric delta argument",
+            ClientError::FlushDisabled => "flush_all not allowed",
+            ClientError::LineTooLong => "line too long",
+            ClientError::Unauthenticated => "unauthenticated",
+            ClientError::AuthenticationFailure => "authentication failure",
+        }
+    }
+}
+
+/// A `SERVER_ERROR`: the request was fine but the server cannot carry it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerError {
+    /// `object too large for cache`
+    ObjectTooLarge,
+    /// `out of memory storing object` (`-M`, or nothing evictable)
+    OutOfMemoryStoring,
+    /// `out of memory`
+    OutOfMemory,
+}
+
+impl ServerError {
+    /// The text after `SERVER_ERROR `.
+    pub fn message(self) -> &'static str {
+        match self {
+            ServerError::ObjectTooLarge => "object too large for cache",
+            ServerError::OutOfMemoryStoring => "out of memory storing object",
+            ServerError::OutOfMemory => "out of memory",
+        }
+    }
+}
+
+/// The value of one `STAT` line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StatValue<'a> {
+    /// An unsigned counter or gauge.
+    U64(u64),
+    /// A signed number.
+    I64(i64),
+    /// Seconds with microseconds, as memcached prints rusage (`0.123456`).
+    Seconds { secs: u64, micros: u32 },
+    /// A float printed with two decimals (memcached's `growth_factor`).
+    F2(f64),
+    /// Free text (`yes`, `no`, `127.0.0.1:11211`, …).
+    Text(&'a str),
+}
+
+/// One reply, or one piece of a multi-part reply (`VALUE`s then `END`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Response<'a> {
+    /// A hit of a retrieval; `cas` is present for `gets`/`gats`.
+    Value {
+        key: &'a [u8],
+        flags: u32,
+        cas: Option<u64>,
+        data: &'a [u8],
+    },
+    /// End of a retrieval or of a stats report.
+    End,
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+    Deleted,
+    Touched,
+    Ok,
+    /// Reply to `stats reset`.
+    Reset,
+    /// Result of `incr`/`decr`.
+    Number(u64),
+    /// Reply to `version`.
+    Version(&'a str),
+    /// One `STAT <name> <value>` line.
+    Stat {
+        name: &'a str,
+        value: StatValue<'a>,
+    },
+    /// `ERROR`: unknown command.
+    Error,
+    /// `ERROR <message>` (for instance `Too many open connections`).
+    ErrorMsg(&'static str),
+    ClientError(ClientError),
+    ServerError(ServerError),
+}
