@@ -117,4 +117,7 @@ pub enum Response<'a> {
     ErrorMsg(&'static str),
     ClientError(ClientError),
     ServerError(ServerError),
+    /// A whole reply line with no common shape, worded individually by
+    /// memcached (`ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
+    Line(&'static str),
 }
