@@ -1,0 +1,298 @@
+//! Helpers for tests against real sockets: server processes on ephemeral ports and a scripted
+//! TCP responder that serves exact bytes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `cond` every few milliseconds until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether a TCP connection to the port is accepted.
+pub fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(100),
+    )
+    .is_ok()
+}
+
+/// The reference memcached, if installed.
+pub fn memcached_path() -> Option<PathBuf> {
+    let path = Path::new("/usr/bin/memcached");
+    path.exists().then(|| path.to_owned())
+}
+
+/// Skips the calling test (returns from it) when `$cond` is false, printing why. With
+/// `FERROCACHE_REQUIRE_INTEROP=1` a missing program fails the test instead.
+#[macro_export]
+macro_rules! require {
+    ($cond:expr, $what:expr) => {
+        if !$cond {
+            if std::env::var_os("FERROCACHE_REQUIRE_INTEROP").is_some_and(|v| v == "1") {
+                panic!("{} is required (run tests/interop/client-deps.sh)", $what);
+            }
+            eprintln!(
+                "skipped: {} is not installed (run tests/interop/client-deps.sh)",
+                $what
+            );
+            return;
+        }
+    };
+}
+
+/// A memcached-compatible server process on 127.0.0.1, killed on drop.
+pub struct ServerProcess {
+    pub port: u16,
+    child: Child,
+    program: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `program` (memcached or ferrocache) on a free port.
+    pub fn start(program: &Path) -> ServerProcess {
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(server) = Self::start_on(program, port) {
+                return server;
+            }
+        }
+        panic!("could not start {}", program.display());
+    }
+
+    /// Starts `program` on `port`; `None` if it did not come up (port taken meanwhile).
+    pub fn start_on(program: &Path, port: u16) -> Option<ServerProcess> {
+        let mut child = Command::new(program)
+            .args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-p"])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let up = wait_until(Duration::from_secs(5), || {
+            accepts(port) || child.try_wait().ok().flatten().is_some()
+        });
+        if !up || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(ServerProcess {
+            port,
+            child,
+            program: program.to_owned(),
+        })
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the program again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let again = wait_until(Duration::from_secs(5), || {
+            match Self::start_on(&self.program, self.port) {
+                Some(new) => {
+                    let old = std::mem::replace(self, new);
+                    std::mem::forget(old);
+                    true
+                }
+                None => false,
+            }
+        });
+        assert!(again, "restart on port {}", self.port);
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What the responder does with one request line.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Write these bytes.
+    Send(Vec<u8>),
+    /// Write these bytes, then close the connection.
+    SendAndClose(Vec<u8>),
+    /// Never answer (the connection stays open).
+    Silent,
+}
+
+type Script = dyn Fn(&str) -> Action + Send + Sync;
+
+/// A TCP server on an ephemeral port that answers each request line through a script and
+/// records every line it received.
+pub struct Responder {
+    pub port: u16,
+    script: Arc<Mutex<Arc<Script>>>,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    pub accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Responder {
+    pub fn start(script: impl Fn(&str) -> Action + Send + Sync + 'static) -> Responder {
+        Self::bind(TcpListener::bind("127.0.0.1:0").unwrap(), script)
+    }
+
+    pub fn bind(
+        listener: TcpListener,
+        script: impl Fn(&str) -> Action + Send + Sync + 'static,
+    ) -> Responder {
+        let port = listener.local_addr().unwrap().port();
+        let script: Arc<Mutex<Arc<Script>>> = Arc::new(Mutex::new(Arc::new(script)));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (script, requests, accepted, stop) = (
+                script.clone(),
+                requests.clone(),
+                accepted.clone(),
+                stop.clone(),
+            );
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let (script, requests, stop) = (script.clone(), requests.clone(), stop.clone());
+                    thread::spawn(move || serve(stream, script, requests, stop));
+                }
+            });
+        }
+        Responder {
+            port,
+            script,
+            requests,
+            accepted,
+            stop,
+        }
+    }
+
+    /// Replaces the script for requests from now on.
+    pub fn script(&self, script: impl Fn(&str) -> Action + Send + Sync + 'static) {
+        *self.script.lock().unwrap() = Arc::new(script);
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, line: &str) -> usize {
+        self.requests().iter().filter(|l| *l == line).count()
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Unblock the accept loop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    script: Arc<Mutex<Arc<Script>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let mut silent = false;
+    while !stop.load(Ordering::SeqCst) {
+        match reader.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) if line.ends_with('\n') => {}
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return,
+        }
+        let request = std::mem::take(&mut line);
+        let request = request.trim_end_matches(['\r', '\n']).to_owned();
+        requests.lock().unwrap().push(request.clone());
+        if silent {
+            continue;
+        }
+        let action = (script.lock().unwrap().clone())(&request);
+        match action {
+            Action::Send(bytes) => {
+                if writer.write_all(&bytes).is_err() {
+                    return;
+                }
+            }
+            Action::SendAndClose(bytes) => {
+                let _ = writer.write_all(&bytes);
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
+            }
+            Action::Silent => silent = true,
+        }
+    }
+}
+
+/// A `CONFIG cluster` reply for `version` and `host|ip|port` entries, length computed.
+pub fn config_reply(version: u64, nodes: &[String]) -> Vec<u8> {
+    let payload = format!("{version}\n{}\n", nodes.join(" "));
+    format!("CONFIG cluster 0 {}\r\n{payload}\r\nEND\r\n", payload.len()).into_bytes()
+}
+
+/// `localhost|127.0.0.1|<port>`
+pub fn entry(port: u16) -> String {
+    format!("localhost|127.0.0.1|{port}")
+}
