@@ -358,7 +358,9 @@ pub fn parse_host_port(address: &str) -> Result<(String, u16)> {
         }
     } else {
         match address.rsplit_once(':') {
-            Some((host, _)) if host.contains(':') => (address, None),
+            // A bare IPv6 address (without brackets there is no port).
+            Some(_) if address.parse::<std::net::Ipv6Addr>().is_ok() => (address, None),
+            Some((host, _)) if host.contains(':') => return Err(bad()),
             Some((host, port)) => (host, Some(port)),
             None => (address, None),
         }
