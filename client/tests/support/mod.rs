@@ -34,10 +34,15 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Whether a TCP connection to the port is accepted.
+/// Whether a TCP connection to 127.0.0.1:`port` is accepted.
 pub fn accepts(port: u16) -> bool {
+    accepts_at("127.0.0.1", port)
+}
+
+/// Whether a TCP connection to `host:port` is accepted.
+pub fn accepts_at(host: &str, port: u16) -> bool {
     TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
+        &format!("{host}:{port}").parse().unwrap(),
         Duration::from_millis(100),
     )
     .is_ok()
@@ -69,6 +74,7 @@ macro_rules! require {
 
 /// A memcached-compatible server process on 127.0.0.1, killed on drop.
 pub struct ServerProcess {
+    pub host: String,
     pub port: u16,
     child: Child,
     program: PathBuf,
@@ -88,8 +94,13 @@ impl ServerProcess {
 
     /// Starts `program` on `port`; `None` if it did not come up (port taken meanwhile).
     pub fn start_on(program: &Path, port: u16) -> Option<ServerProcess> {
+        Self::start_at(program, "127.0.0.1", port)
+    }
+
+    /// Starts `program` listening on `host:port`.
+    pub fn start_at(program: &Path, host: &str, port: u16) -> Option<ServerProcess> {
         let mut child = Command::new(program)
-            .args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-p"])
+            .args(["-u", "root", "-U", "0", "-l", host, "-p"])
             .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,7 +108,7 @@ impl ServerProcess {
             .spawn()
             .expect("spawn server");
         let up = wait_until(Duration::from_secs(5), || {
-            accepts(port) || child.try_wait().ok().flatten().is_some()
+            accepts_at(host, port) || child.try_wait().ok().flatten().is_some()
         });
         if !up || child.try_wait().ok().flatten().is_some() {
             let _ = child.kill();
@@ -105,6 +116,7 @@ impl ServerProcess {
             return None;
         }
         Some(ServerProcess {
+            host: host.to_owned(),
             port,
             child,
             program: program.to_owned(),
@@ -121,7 +133,7 @@ impl ServerProcess {
     pub fn restart(&mut self) {
         self.kill();
         let again = wait_until(Duration::from_secs(5), || {
-            match Self::start_on(&self.program, self.port) {
+            match Self::start_at(&self.program, &self.host.clone(), self.port) {
                 Some(new) => {
                     let old = std::mem::replace(self, new);
                     std::mem::forget(old);
@@ -134,7 +146,7 @@ impl ServerProcess {
     }
 
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 }
 
