@@ -498,6 +498,13 @@ fn is_c_space(b: u8) -> bool {
 /// `1\tjunk` is 1). Returns the sign and the magnitude; `None` when it is
 /// not a number or does not fit in 64 bits.
 fn c_number(token: &[u8]) -> Option<(bool, u64)> {
+    // Fast path: plain digits, too few to overflow.
+    if !token.is_empty() && token.len() <= 19 && token.iter().all(u8::is_ascii_digit) {
+        let value = token
+            .iter()
+            .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+        return Some((false, value));
+    }
     let mut i = token.iter().take_while(|&&b| is_c_space(b)).count();
     let negative = match token.get(i) {
         Some(b'-') => {
