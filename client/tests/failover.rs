@@ -3,205 +3,34 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use ferrocache_client::{Client, Error, FailoverMode, FailurePolicy, NodeState};
+use ferrocache_client::{Error, FailoverMode, NodeState};
+use support::suites::{client, kill_and_return, state};
 use support::{memcached_path, wait_until, Action, Responder, ServerProcess};
-
-fn policy(mode: FailoverMode) -> FailurePolicy {
-    FailurePolicy {
-        failure_limit: 2,
-        probe_interval: Duration::from_millis(50),
-        max_probe_interval: Duration::from_millis(200),
-        max_ejected_fraction: 0.5,
-        mode,
-    }
-}
-
-fn client(addresses: &[String], mode: FailoverMode) -> Client {
-    Client::builder()
-        .servers(addresses)
-        .failure_policy(policy(mode))
-        .connect_timeout(Duration::from_millis(200))
-        .read_timeout(Duration::from_millis(300))
-        .write_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap()
-}
-
-struct Load {
-    stop: Arc<AtomicBool>,
-    ops: Arc<AtomicUsize>,
-    /// `(key index, error)` of every failed request.
-    errors: Arc<Mutex<Vec<(usize, String)>>>,
-    threads: Vec<thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(client: &Client, keys: &Arc<Vec<String>>, threads: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ops = Arc::new(AtomicUsize::new(0));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let threads = (0..threads)
-            .map(|t| {
-                let (client, keys, stop, ops, errors) = (
-                    client.clone(),
-                    keys.clone(),
-                    stop.clone(),
-                    ops.clone(),
-                    errors.clone(),
-                );
-                thread::spawn(move || {
-                    let mut i = t;
-                    while !stop.load(Ordering::Relaxed) {
-                        let at = i % keys.len();
-                        if let Err(e) = client.get(&keys[at]) {
-                            errors.lock().unwrap().push((at, e.to_string()));
-                        }
-                        ops.fetch_add(1, Ordering::Relaxed);
-                        i += 7;
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            ops,
-            errors,
-            threads,
-        }
-    }
-
-    fn wait_ops(&self, more: usize) {
-        let target = self.ops.load(Ordering::Relaxed) + more;
-        assert!(wait_until(Duration::from_secs(10), || self
-            .ops
-            .load(Ordering::Relaxed)
-            >= target));
-    }
-
-    fn finish(self) -> (usize, Vec<(usize, String)>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().unwrap();
-        }
-        let errors = self.errors.lock().unwrap().clone();
-        (self.ops.load(Ordering::Relaxed), errors)
-    }
-}
-
-fn state(client: &Client, node: &str) -> NodeState {
-    client
-        .nodes()
-        .into_iter()
-        .find(|n| n.name == node)
-        .unwrap()
-        .state
-}
-
-fn kill_and_return(mode: FailoverMode) {
-    let Some(path) = memcached_path() else {
-        return require!(false, "memcached");
-    };
-    let mut servers: Vec<ServerProcess> = (0..3).map(|_| ServerProcess::start(&path)).collect();
-    let addresses: Vec<String> = servers.iter().map(ServerProcess::address).collect();
-    let client = client(&addresses, mode);
-    let keys: Arc<Vec<String>> = Arc::new((0..3000).map(|i| format!("load:{i}")).collect());
-    for key in keys.iter() {
-        client.set(key, "v", 0, 0).unwrap();
-    }
-    let owner: Vec<String> = keys
-        .iter()
-        .map(|k| client.locate(k).unwrap().owner)
-        .collect();
-    let victim = addresses[1].clone();
-    let victim_keys: Vec<usize> = (0..keys.len()).filter(|&i| owner[i] == victim).collect();
-    assert!(victim_keys.len() > 500);
-
-    let load = Load::start(&client, &keys, 4);
-    load.wait_ops(2000);
-
-    let killed = Instant::now();
-    servers[1].kill();
-    assert!(wait_until(Duration::from_secs(5), || state(
-        &client, &victim
-    ) != NodeState::Up));
-    let to_failing = killed.elapsed();
-    let expected = match mode {
-        FailoverMode::FailFast => NodeState::Failing,
-        _ => NodeState::Ejected,
-    };
-    assert!(wait_until(Duration::from_secs(5), || state(
-        &client, &victim
-    ) == expected));
-    let to_ejected = killed.elapsed();
-    let errors_at_ejection = load.errors.lock().unwrap().len();
-    load.wait_ops(3000);
-    let errors_after_ejection = load.errors.lock().unwrap().len() - errors_at_ejection;
-
-    // Keys of the dead node are served elsewhere (as misses) or fail fast; others are intact.
-    let probe_key = &keys[victim_keys[0]];
-    match mode {
-        FailoverMode::FailFast => assert!(matches!(
-            client.get(probe_key),
-            Err(Error::NodeFailing { .. })
-        )),
-        _ => {
-            assert_eq!(client.get(probe_key).unwrap(), None);
-            assert_ne!(client.locate(probe_key).unwrap().route.unwrap(), victim);
-        }
-    }
-
-    let restarted = Instant::now();
-    servers[1].restart();
-    assert!(wait_until(Duration::from_secs(5), || state(
-        &client, &victim
-    ) == NodeState::Up));
-    let to_readmitted = restarted.elapsed();
-    load.wait_ops(2000);
-    let (ops, errors) = load.finish();
-
-    // Keys go back to their original node.
-    for (i, key) in keys.iter().enumerate().step_by(10) {
-        assert_eq!(client.locate(key).unwrap().route.unwrap(), owner[i]);
-    }
-    client.set(probe_key, "back", 0, 0).unwrap();
-    assert_eq!(client.get(probe_key).unwrap().unwrap().value, b"back");
-
-    eprintln!(
-        "{mode:?}: {ops} gets, {} errors ({errors_after_ejection} after ejection); \
-         kill -> failing {to_failing:?}, kill -> {expected:?} {to_ejected:?}, \
-         restart -> readmitted {to_readmitted:?}",
-        errors.len()
-    );
-    assert!(!errors.is_empty());
-    for (key, error) in &errors {
-        assert_eq!(owner[*key], victim, "error on a live node's key: {error}");
-    }
-    if mode != FailoverMode::FailFast {
-        // In-flight requests at the moment of ejection may still fail; new ones do not.
-        assert!(errors_after_ejection <= 8, "{errors_after_ejection}");
-    }
-    assert!(to_ejected < Duration::from_secs(2), "{to_ejected:?}");
-    assert!(to_readmitted < Duration::from_secs(2), "{to_readmitted:?}");
-}
 
 #[test]
 fn kill_under_load_eject() {
-    kill_and_return(FailoverMode::Eject);
+    let Some(path) = memcached_path() else {
+        return require!(false, "memcached");
+    };
+    kill_and_return(&path, FailoverMode::Eject);
 }
 
 #[test]
 fn kill_under_load_redistribute() {
-    kill_and_return(FailoverMode::Redistribute);
+    let Some(path) = memcached_path() else {
+        return require!(false, "memcached");
+    };
+    kill_and_return(&path, FailoverMode::Redistribute);
 }
 
 #[test]
 fn kill_under_load_fail_fast() {
-    kill_and_return(FailoverMode::FailFast);
+    let Some(path) = memcached_path() else {
+        return require!(false, "memcached");
+    };
+    kill_and_return(&path, FailoverMode::FailFast);
 }
 
 #[test]

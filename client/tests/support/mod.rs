@@ -1,6 +1,9 @@
 //! Helpers for tests against real sockets: server processes on ephemeral ports and a scripted
-//! TCP responder that serves exact bytes.
+//! TCP responder that serves exact bytes. Shared with the workspace-level `tests/client_*.rs`,
+//! which run the same scenarios against ferrocache.
 #![allow(dead_code)]
+
+pub mod suites;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -99,8 +102,16 @@ impl ServerProcess {
 
     /// Starts `program` listening on `host:port`.
     pub fn start_at(program: &Path, host: &str, port: u16) -> Option<ServerProcess> {
+        // memcached refuses to run as root without `-u`; ferrocache has no such flag.
+        let memcached = program.file_name().is_some_and(|n| n == "memcached");
+        let extra: &[&str] = if memcached {
+            &["-u", "root", "-U", "0"]
+        } else {
+            &["-t", "2"]
+        };
         let mut child = Command::new(program)
-            .args(["-u", "root", "-U", "0", "-l", host, "-p"])
+            .args(extra)
+            .args(["-l", host, "-p"])
             .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
