@@ -1312,6 +1312,38 @@ mod tests {
     }
 
     #[test]
+    fn jitter_spreads_polls() {
+        let samples: Vec<f64> = (0..2000).map(|_| random_unit()).collect();
+        assert!(samples.iter().all(|x| (0.0..1.0).contains(x)));
+        let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+        assert!((0.45..0.55).contains(&mean), "{mean}");
+
+        let client = Client::builder()
+            .seed("127.0.0.1:1")
+            .discover_on_build(false)
+            .poll_interval(Duration::from_secs(60))
+            .discovery_retry_interval(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let inner = &client.inner;
+        // Not discovered yet: retries back off from the retry interval to the poll interval.
+        assert_eq!(inner.next_poll_delay(0), Some(Duration::from_millis(100)));
+        assert_eq!(inner.next_poll_delay(3), Some(Duration::from_millis(800)));
+        assert_eq!(inner.next_poll_delay(40), Some(Duration::from_secs(60)));
+        // Once discovered: 60 s ± 10 %.
+        let discovery = inner.discovery.as_ref().unwrap();
+        let config = crate::discovery::parse_payload(b"1\nlocalhost|127.0.0.1|1\n").unwrap();
+        assert!(inner.discovered(discovery, config));
+        let delays: Vec<Duration> = (0..200)
+            .map(|_| inner.next_poll_delay(0).unwrap())
+            .collect();
+        assert!(delays
+            .iter()
+            .all(|d| (Duration::from_secs(54)..=Duration::from_secs(66)).contains(d)));
+        assert!(delays.iter().any(|d| *d != delays[0]));
+    }
+
+    #[test]
     fn ejection_cap() {
         let policy = FailurePolicy::default();
         assert_eq!(policy.max_ejected(1), 0);

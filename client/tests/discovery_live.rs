@@ -354,3 +354,31 @@ fn silent_seed_does_not_block_construction() {
     assert!(matches!(client.get("k"), Err(Error::NoServers(_))));
     assert!(client.discovery_error().unwrap().contains("timed out"));
 }
+
+#[test]
+fn background_polls_follow_changes() {
+    let seed = endpoint(config_reply(1, &[entry(40021)]));
+    let client = fast(&seed.address())
+        .poll_interval(Duration::from_millis(50))
+        .poll_jitter(0.5)
+        .build()
+        .unwrap();
+    assert_eq!(client.config_version(), Some(1));
+    let reply = config_reply(2, &[entry(40021), entry(40022)]);
+    seed.script(move |line| match line {
+        "config get cluster" => Action::Send(reply.clone()),
+        _ => Action::Send(b"ERROR\r\n".to_vec()),
+    });
+    // No refresh() call: the background thread picks the new version up.
+    assert!(wait_until(Duration::from_secs(5), || client
+        .config_version()
+        == Some(2)));
+    assert_eq!(ports(&client), ["localhost:40021", "localhost:40022"]);
+    // Dropping the client stops the polling (a poll already under way may still finish).
+    drop(client);
+    let polls = seed.count("config get cluster");
+    let quiet = !wait_until(Duration::from_millis(300), || {
+        seed.count("config get cluster") > polls + 1
+    });
+    assert!(quiet, "polls continued after the client was dropped");
+}
