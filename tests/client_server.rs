@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use ferrocache_client::FailoverMode;
+use ferrocache_client::{FailoverMode, FailurePolicy};
 use support::{suites, ServerProcess};
 
 fn ferrocache() -> &'static Path {
@@ -41,4 +41,9 @@ fn kill_under_load_eject() {
 #[test]
 fn kill_under_load_redistribute() {
     suites::kill_and_return(ferrocache(), FailoverMode::Redistribute);
+}
+
+#[test]
+fn kill_under_load_default_policy() {
+    suites::kill_and_return_with(ferrocache(), FailurePolicy::default());
 }

@@ -8,10 +8,12 @@
 //!   └──────────────────────────────────────────  Ejected  (ring rebuilt without the node)
 //! ```
 //!
-//! Probes run on the client's background thread with exponential backoff between
-//! [`FailurePolicy::probe_interval`] and [`FailurePolicy::max_probe_interval`], so a node that
-//! comes back is readmitted within one probe interval of its return.
+//! Probes run on the client's background thread: the first as soon as the node is marked
+//! failing, then with exponential backoff between [`FailurePolicy::probe_interval`] and
+//! [`FailurePolicy::max_probe_interval`], so a node that comes back is readmitted within
+//! `max_probe_interval` of its return.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -43,7 +45,9 @@ pub enum FailoverMode {
 pub struct FailurePolicy {
     /// Consecutive failed requests that mark a node failing (fast-fail).
     pub failure_limit: u32,
-    /// Delay before the first `version` probe of a failing node, and the initial backoff.
+    /// Delay between `version` probes of a failing or ejected node after the first failed
+    /// one (the first probe runs as soon as the node is marked failing); doubles up to
+    /// `max_probe_interval`.
     pub probe_interval: Duration,
     /// Upper bound of the probe backoff.
     pub max_probe_interval: Duration,
@@ -76,6 +80,7 @@ impl FailurePolicy {
 
 /// Health of a node as the client sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum NodeState {
     /// Serving requests.
     Up,
@@ -100,6 +105,8 @@ pub(crate) struct Node {
     pub(crate) server: Server,
     pub(crate) pool: Pool,
     health: Mutex<Health>,
+    /// `health.state`, readable without the lock on every request.
+    state: AtomicU8,
 }
 
 /// What a probe changed.
@@ -130,7 +137,14 @@ impl Node {
                 next_probe: Instant::now(),
                 backoff: Duration::ZERO,
             }),
+            state: AtomicU8::new(NodeState::Up as u8),
         }
+    }
+
+    /// Sets the state under the health lock, mirroring it for lock-free readers.
+    fn set(&self, health: &mut Health, state: NodeState) {
+        health.state = state;
+        self.state.store(state as u8, Ordering::Release);
     }
 
     fn health(&self) -> MutexGuard<'_, Health> {
@@ -142,12 +156,19 @@ impl Node {
     }
 
     pub(crate) fn state(&self) -> NodeState {
-        self.health().state
+        match self.state.load(Ordering::Acquire) {
+            0 => NodeState::Up,
+            1 => NodeState::Failing,
+            _ => NodeState::Ejected,
+        }
     }
 
     pub(crate) fn succeeded(&self) {
+        if self.state() != NodeState::Up {
+            return;
+        }
         let mut health = self.health();
-        if health.state == NodeState::Up {
+        if health.consecutive != 0 && health.state == NodeState::Up {
             health.consecutive = 0;
         }
     }
@@ -159,9 +180,11 @@ impl Node {
         if health.state != NodeState::Up || health.consecutive < policy.failure_limit.max(1) {
             return false;
         }
-        health.state = NodeState::Failing;
-        health.backoff = policy.probe_interval;
-        health.next_probe = Instant::now() + policy.probe_interval;
+        self.set(&mut health, NodeState::Failing);
+        // Probe at once: a dead node is ejected within one probe (no long fast-fail window),
+        // a blip is readmitted at once. Later probes back off from `probe_interval`.
+        health.backoff = Duration::ZERO;
+        health.next_probe = Instant::now();
         drop(health);
         // Idle connections to a node that just failed are most likely dead as well.
         self.pool.clear_idle();
@@ -170,6 +193,9 @@ impl Node {
 
     /// When the next probe is due, if the node needs one.
     pub(crate) fn probe_due(&self) -> Option<Instant> {
+        if self.state() == NodeState::Up {
+            return None;
+        }
         let health = self.health();
         (health.state != NodeState::Up).then_some(health.next_probe)
     }
@@ -181,13 +207,13 @@ impl Node {
         let mut health = self.health();
         if answered {
             let was_ejected = health.state == NodeState::Ejected;
-            health.state = NodeState::Up;
+            self.set(&mut health, NodeState::Up);
             health.consecutive = 0;
             return ProbeOutcome::Readmitted { was_ejected };
         }
         if health.state == NodeState::Failing && may_eject && policy.mode != FailoverMode::FailFast
         {
-            health.state = NodeState::Ejected;
+            self.set(&mut health, NodeState::Ejected);
         }
         health.backoff = (health.backoff * 2)
             .max(policy.probe_interval)
@@ -211,7 +237,8 @@ impl Node {
 
     #[cfg(test)]
     pub(crate) fn set_state(&self, state: NodeState) {
-        self.health().state = state;
+        let mut health = self.health();
+        self.set(&mut health, state);
     }
 }
 

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ferrocache_client::{Error, FailoverMode, NodeState};
-use support::suites::{client, kill_and_return, state};
+use ferrocache_client::{Error, FailoverMode, FailurePolicy, NodeState};
+use support::suites::{client, kill_and_return, kill_and_return_with, state};
 use support::{memcached_path, wait_until, Action, Responder, ServerProcess};
 
 #[test]
@@ -23,6 +23,14 @@ fn kill_under_load_redistribute() {
         return require!(false, "memcached");
     };
     kill_and_return(&path, FailoverMode::Redistribute);
+}
+
+#[test]
+fn kill_under_load_default_policy() {
+    let Some(path) = memcached_path() else {
+        return require!(false, "memcached");
+    };
+    kill_and_return_with(&path, FailurePolicy::default());
 }
 
 #[test]
