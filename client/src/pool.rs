@@ -5,6 +5,7 @@
 //! that saw an error are closed, never returned, so a broken socket is not reused.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ pub struct Pool {
     wait: Duration,
     state: Mutex<State>,
     returned: Condvar,
+    /// `(idle, total)` mirrored from `state` for lock-free monitoring.
+    idle_count: AtomicUsize,
+    total_count: AtomicUsize,
 }
 
 impl Pool {
@@ -49,6 +53,8 @@ impl Pool {
             wait,
             state: Mutex::new(State::default()),
             returned: Condvar::new(),
+            idle_count: AtomicUsize::new(0),
+            total_count: AtomicUsize::new(0),
         }
     }
 
@@ -62,6 +68,12 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Mirrors the counts for lock-free monitoring; called with the lock held.
+    fn publish(&self, state: &State) {
+        self.idle_count.store(state.idle.len(), Ordering::Relaxed);
+        self.total_count.store(state.total, Ordering::Relaxed);
+    }
+
     /// An idle connection, or a new one if the pool is below its limit, or the first one
     /// returned within the wait timeout.
     pub fn get(&self) -> Result<Pooled<'_>> {
@@ -69,10 +81,12 @@ impl Pool {
         let mut state = self.lock();
         loop {
             if let Some(conn) = state.idle.pop() {
+                self.publish(&state);
                 return Ok(Pooled::new(self, conn, true));
             }
             if state.total < self.max {
                 state.total += 1;
+                self.publish(&state);
                 drop(state);
                 return match self.open() {
                     Ok(conn) => Ok(Pooled::new(self, conn, false)),
@@ -112,24 +126,33 @@ impl Pool {
         let closed = state.idle.len();
         state.idle.clear();
         state.total -= closed;
+        self.publish(&state);
         drop(state);
         self.returned.notify_all();
     }
 
-    /// `(idle, total)` connection counts.
+    /// `(idle, total)` connection counts. Does not take the pool lock.
     pub fn counts(&self) -> (usize, usize) {
-        let state = self.lock();
-        (state.idle.len(), state.total)
+        (
+            self.idle_count.load(Ordering::Relaxed),
+            self.total_count.load(Ordering::Relaxed),
+        )
     }
 
     fn release_slot(&self) {
-        self.lock().total -= 1;
+        let mut state = self.lock();
+        state.total -= 1;
+        self.publish(&state);
+        drop(state);
         self.returned.notify_one();
     }
 
     fn put_back(&self, mut conn: Connection) {
         conn.shrink();
-        self.lock().idle.push(conn);
+        let mut state = self.lock();
+        state.idle.push(conn);
+        self.publish(&state);
+        drop(state);
         self.returned.notify_one();
     }
 }

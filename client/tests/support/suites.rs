@@ -192,7 +192,7 @@ struct Load {
     stop: Arc<AtomicBool>,
     ops: Arc<AtomicUsize>,
     /// `(key index, error)` of every failed request.
-    errors: Arc<Mutex<Vec<(usize, String)>>>,
+    errors: Arc<Mutex<Vec<(usize, String, Instant)>>>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -215,7 +215,10 @@ impl Load {
                     while !stop.load(Ordering::Relaxed) {
                         let at = i % keys.len();
                         if let Err(e) = client.get(&keys[at]) {
-                            errors.lock().unwrap().push((at, e.to_string()));
+                            errors
+                                .lock()
+                                .unwrap()
+                                .push((at, e.to_string(), Instant::now()));
                             // Fast-failed requests cost no I/O: leave the CPU to the others.
                             thread::yield_now();
                         }
@@ -241,7 +244,7 @@ impl Load {
             >= target));
     }
 
-    fn finish(self) -> (usize, Vec<(usize, String)>) {
+    fn finish(self) -> (usize, Vec<(usize, String, Instant)>) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().unwrap();
@@ -290,11 +293,15 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
     let victim_keys: Vec<usize> = (0..keys.len()).filter(|&i| owner[i] == victim).collect();
     assert!(victim_keys.len() > 500);
 
-    let load = Load::start(&client, &keys, 4);
+    let load = Load::start(&client, &keys, 3);
     load.wait_ops(2000);
 
-    let killed = Instant::now();
+    // SIGKILL, and wait until the process is gone (the kernel may take a while to tear it
+    // down on a loaded machine); detection is timed from there.
+    let kill_started = Instant::now();
     servers[1].kill();
+    let kill_took = kill_started.elapsed();
+    let killed = Instant::now();
     assert!(wait_until(Duration::from_secs(5), || state(
         &client, &victim
     ) != NodeState::Up));
@@ -334,12 +341,15 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
     let (ops, errors) = load.finish();
     if std::env::var_os("SHOW_ERRORS").is_some() {
         let mut kinds = std::collections::BTreeMap::new();
-        for (_, e) in &errors {
+        for (_, e, _) in &errors {
             *kinds
                 .entry(e.split(':').next().unwrap_or("").to_owned())
                 .or_insert(0) += 1;
         }
         eprintln!("{mode:?}: {kinds:?}");
+        for (_, e, at) in errors.iter().take(6) {
+            eprintln!("  +{:?} {e}", at.duration_since(killed));
+        }
     }
 
     // Keys go back to their original node.
@@ -351,7 +361,8 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
 
     eprintln!(
         "{mode:?} (failure limit {}, probes {:?}..{:?}): {ops} gets, {} errors ({errors_after_ejection} after ejection); \
-         kill -> failing {to_failing:?}, kill -> {expected:?} {to_ejected:?}, \
+         kill -> failing {to_failing:?}, kill -> {expected:?} {to_ejected:?} \
+         (SIGKILL and reaping took {kill_took:?}), \
          restart -> readmitted {to_readmitted:?}",
         policy.failure_limit,
         policy.probe_interval,
@@ -359,7 +370,7 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
         errors.len()
     );
     assert!(!errors.is_empty());
-    for (key, error) in &errors {
+    for (key, error, _) in &errors {
         assert_eq!(owner[*key], victim, "error on a live node's key: {error}");
     }
     if mode != FailoverMode::FailFast {
