@@ -352,6 +352,11 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
         }
     }
 
+    // Failed connects and dropped connections left no pool slot behind.
+    for node in client.nodes() {
+        assert!(node.connections.1 <= 4, "{node:?}");
+    }
+
     // Keys go back to their original node.
     for (i, key) in keys.iter().enumerate().step_by(10) {
         assert_eq!(client.locate(key).unwrap().route.unwrap(), owner[i]);
