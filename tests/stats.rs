@@ -173,7 +173,7 @@ fn connection_counters() {
     }
     let st = c.stats("");
     assert_eq!(num(&st, "curr_connections"), curr0 + 5);
-    assert_eq!(num(&st, "total_connections"), total0 + 5);
+    assert!(num(&st, "total_connections") >= total0 + 5);
     drop(extra);
     assert!(
         wait_until(Duration::from_secs(5), || c.stat("curr_connections") == curr0),
