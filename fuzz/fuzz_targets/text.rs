@@ -18,7 +18,9 @@ enum Step {
     Request(usize),
     /// Not the consumed count: a rejected oversized block is consumed as far
     /// as it is buffered, which depends on the split.
-    Invalid { quiet: bool },
+    Invalid {
+        quiet: bool,
+    },
     Closed,
 }
 
