@@ -110,7 +110,11 @@ fn find_newline(buf: &[u8], limits: &Limits) -> LineEnd {
 /// thousands of keys. memcached exempts only `get`/`gets`; we also exempt
 /// `gat`/`gats` (see `docs/compat-text.md`).
 fn is_multiget(buf: &[u8]) -> bool {
-    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let spaces = buf
+        .iter()
+        .take(MAX_LEADING_SPACES + 1)
+        .take_while(|&&b| b == b' ')
+        .count();
     if spaces > MAX_LEADING_SPACES {
         return false;
     }
