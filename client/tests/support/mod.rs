@@ -81,6 +81,7 @@ pub struct ServerProcess {
     pub port: u16,
     child: Child,
     program: PathBuf,
+    extra: Vec<String>,
 }
 
 impl ServerProcess {
@@ -102,6 +103,16 @@ impl ServerProcess {
 
     /// Starts `program` listening on `host:port`.
     pub fn start_at(program: &Path, host: &str, port: u16) -> Option<ServerProcess> {
+        Self::start_with(program, host, port, &[])
+    }
+
+    /// Starts `program` listening on `host:port` with extra arguments.
+    pub fn start_with(
+        program: &Path,
+        host: &str,
+        port: u16,
+        args: &[String],
+    ) -> Option<ServerProcess> {
         // memcached refuses to run as root without `-u`; ferrocache has no such flag.
         let memcached = program.file_name().is_some_and(|n| n == "memcached");
         let extra: &[&str] = if memcached {
@@ -111,6 +122,7 @@ impl ServerProcess {
         };
         let mut child = Command::new(program)
             .args(extra)
+            .args(args)
             .args(["-l", host, "-p"])
             .arg(port.to_string())
             .stdin(Stdio::null())
@@ -131,7 +143,16 @@ impl ServerProcess {
             port,
             child,
             program: program.to_owned(),
+            extra: args.to_vec(),
         })
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
     }
 
     /// Kills the process (SIGKILL) and waits for it.
@@ -144,7 +165,8 @@ impl ServerProcess {
     pub fn restart(&mut self) {
         self.kill();
         let again = wait_until(Duration::from_secs(5), || {
-            match Self::start_at(&self.program, &self.host.clone(), self.port) {
+            let (host, extra) = (self.host.clone(), self.extra.clone());
+            match Self::start_with(&self.program, &host, self.port, &extra) {
                 Some(new) => {
                     let old = std::mem::replace(self, new);
                     std::mem::forget(old);
