@@ -998,9 +998,17 @@ impl Inner {
                     return Ok(value);
                 }
                 Err(e) if !e.is_node_failure() => {
-                    // A complete error reply leaves the connection in sync, except after
-                    // CLIENT_ERROR, which may be followed by more output for the same request.
-                    if !matches!(e, Error::ClientError(_)) {
+                    // A complete one-line error reply leaves the connection in sync. Not so
+                    // after CLIENT_ERROR (more output may follow for the same request) or a
+                    // rejected configuration reply (it may have been cut anywhere).
+                    if matches!(
+                        e,
+                        Error::NotStored
+                            | Error::Exists
+                            | Error::NotFound
+                            | Error::UnknownCommand
+                            | Error::ServerError(_)
+                    ) {
                         conn.keep();
                     }
                     node.succeeded();
@@ -1158,7 +1166,11 @@ impl Inner {
             return Some(backoff);
         }
         let spread = discovery.jitter * (2.0 * random_unit() - 1.0);
-        Some(discovery.poll_interval.mul_f64((1.0 + spread).max(0.0)))
+        let factor = (1.0 + spread).max(0.0);
+        Some(
+            Duration::try_from_secs_f64(discovery.poll_interval.as_secs_f64() * factor)
+                .unwrap_or(discovery.poll_interval),
+        )
     }
 }
 
@@ -1178,7 +1190,7 @@ fn background(weak: Weak<Inner>, woken: mpsc::Receiver<()>) {
     let mut failures = 0u32;
     let mut next_poll = {
         let Some(inner) = weak.upgrade() else { return };
-        inner.next_poll_delay(failures).map(|d| Instant::now() + d)
+        inner.next_poll_delay(failures).map(crate::deadline_after)
     };
     loop {
         let wait = {
@@ -1202,7 +1214,7 @@ fn background(weak: Weak<Inner>, woken: mpsc::Receiver<()>) {
                 Ok(_) => failures = 0,
                 Err(_) => failures = failures.saturating_add(1),
             }
-            next_poll = inner.next_poll_delay(failures).map(|d| Instant::now() + d);
+            next_poll = inner.next_poll_delay(failures).map(crate::deadline_after);
         }
         inner.run_probes(false);
     }
@@ -1341,6 +1353,38 @@ mod tests {
             .iter()
             .all(|d| (Duration::from_secs(54)..=Duration::from_secs(66)).contains(d)));
         assert!(delays.iter().any(|d| *d != delays[0]));
+    }
+
+    #[test]
+    fn huge_durations_do_not_overflow() {
+        let client = Client::builder()
+            .seed("127.0.0.1:1")
+            .discover_on_build(false)
+            .poll_interval(Duration::MAX)
+            .discovery_retry_interval(Duration::MAX)
+            .pool_wait(Duration::MAX)
+            .failure_policy(FailurePolicy {
+                failure_limit: 1,
+                probe_interval: Duration::MAX,
+                max_probe_interval: Duration::MAX,
+                ..FailurePolicy::default()
+            })
+            .build()
+            .unwrap();
+        let inner = &client.inner;
+        assert!(inner.next_poll_delay(50).is_some());
+        let discovery = inner.discovery.as_ref().unwrap();
+        let config = crate::discovery::parse_payload(b"1\nlocalhost|127.0.0.1|1\n").unwrap();
+        assert!(inner.discovered(discovery, config));
+        for _ in 0..10 {
+            let _ = crate::deadline_after(inner.next_poll_delay(0).unwrap());
+        }
+        // Port 1 refuses: the node fails, is probed at once, and backs off without overflow.
+        assert!(matches!(client.get("k"), Err(Error::Connect { .. })));
+        for _ in 0..3 {
+            client.probe_now();
+        }
+        assert_ne!(client.nodes()[0].state, NodeState::Up);
     }
 
     #[test]

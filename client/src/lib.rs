@@ -31,6 +31,13 @@ pub mod pool;
 pub mod protocol;
 pub mod ring;
 
+/// `now + delay`, saturating at a year from now instead of overflowing on huge settings.
+pub(crate) fn deadline_after(delay: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    let delay = delay.min(std::time::Duration::from_secs(365 * 24 * 3600));
+    now.checked_add(delay).unwrap_or(now)
+}
+
 pub use client::{
     parse_host_port, Client, ClientBuilder, Item, MultiGet, NodeFailure, PerNode, Placement, Stats,
 };

@@ -215,10 +215,10 @@ impl Node {
         {
             self.set(&mut health, NodeState::Ejected);
         }
-        health.backoff = (health.backoff * 2)
+        health.backoff = (health.backoff.saturating_mul(2))
             .max(policy.probe_interval)
             .min(policy.max_probe_interval.max(policy.probe_interval));
-        health.next_probe = Instant::now() + health.backoff;
+        health.next_probe = crate::deadline_after(health.backoff);
         ProbeOutcome::StillDown
     }
 

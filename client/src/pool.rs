@@ -77,7 +77,7 @@ impl Pool {
     /// An idle connection, or a new one if the pool is below its limit, or the first one
     /// returned within the wait timeout.
     pub fn get(&self) -> Result<Pooled<'_>> {
-        let deadline = Instant::now() + self.wait;
+        let deadline = crate::deadline_after(self.wait);
         let mut state = self.lock();
         loop {
             if let Some(conn) = state.idle.pop() {

@@ -382,3 +382,34 @@ fn background_polls_follow_changes() {
     });
     assert!(quiet, "polls continued after the client was dropped");
 }
+
+#[test]
+fn rejected_reply_does_not_poison_the_pooled_connection() {
+    // One node that serves the configuration; the seed answers only at start-up.
+    let node = Responder::start(|_| Action::Send(b"ERROR\r\n".to_vec()));
+    let node_entry = entry(node.port);
+    let first = config_reply(1, std::slice::from_ref(&node_entry));
+    let seed = Responder::start(move |_| Action::SendAndClose(first.clone()));
+    let client = fast(&seed.address()).build().unwrap();
+    assert_eq!(client.config_version(), Some(1));
+    seed.script(|_| Action::Send(b"ERROR\r\n".to_vec()));
+
+    // The node's reply declares fewer bytes than it sends: rejected, with bytes left over.
+    node.script(|_| {
+        Action::Send(b"CONFIG cluster 0 10\r\n2\nlocalhost|127.0.0.1|1\n\r\nEND\r\n".to_vec())
+    });
+    assert!(client.refresh().is_err());
+    // Then it answers correctly: the leftover bytes must not be read as this reply.
+    let good = config_reply(2, &[node_entry.clone(), entry(40031)]);
+    node.script(move |line| match line {
+        "config get cluster" => Action::Send(good.clone()),
+        _ => Action::Send(b"ERROR\r\n".to_vec()),
+    });
+    assert!(client.refresh().unwrap());
+    assert_eq!(client.config_version(), Some(2));
+    assert_eq!(
+        node.accepted.load(Ordering::SeqCst),
+        2,
+        "a fresh connection"
+    );
+}
