@@ -413,3 +413,45 @@ fn rejected_reply_does_not_poison_the_pooled_connection() {
         "a fresh connection"
     );
 }
+
+/// Wraps the TCP connector and records what it is asked to connect to.
+#[derive(Debug, Default)]
+struct Recording {
+    asked: std::sync::Mutex<Vec<ferrocache_client::Endpoint>>,
+}
+
+impl ferrocache_client::Connector for Recording {
+    fn connect(
+        &self,
+        endpoint: &ferrocache_client::Endpoint,
+        timeouts: &ferrocache_client::Timeouts,
+    ) -> std::io::Result<Box<dyn ferrocache_client::conn::Stream>> {
+        self.asked.lock().unwrap().push(endpoint.clone());
+        ferrocache_client::Connector::connect(&ferrocache_client::TcpConnector, endpoint, timeouts)
+    }
+}
+
+#[test]
+fn seed_names_are_resolved_on_every_use_through_the_connector() {
+    // The listed node does not exist, so every poll falls back to the seed.
+    let seed = endpoint(config_reply(1, &[entry(40041)]));
+    let recording = Arc::new(Recording::default());
+    let client = fast(&format!("localhost:{}", seed.port))
+        .connector(recording.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert!(!client.refresh().unwrap());
+    }
+    let asked = recording.asked.lock().unwrap().clone();
+    let seed_uses: Vec<_> = asked.iter().filter(|e| e.port == seed.port).collect();
+    // Start-up plus three polls, each handing the connector the name, not a cached address.
+    assert_eq!(seed_uses.len(), 4, "{asked:?}");
+    assert!(seed_uses
+        .iter()
+        .all(|e| e.host == "localhost" && e.ip.is_none()));
+    // Discovered nodes are reached at the IP their config line announced.
+    assert!(asked
+        .iter()
+        .any(|e| e.port == 40041 && e.ip == Some("127.0.0.1".parse().unwrap())));
+}
