@@ -62,14 +62,18 @@ pub fn memcached_path() -> Option<PathBuf> {
 #[macro_export]
 macro_rules! require {
     ($cond:expr, $what:expr) => {
+        require!(
+            $cond,
+            $what,
+            "is not installed (run tests/interop/client-deps.sh)"
+        )
+    };
+    ($cond:expr, $what:expr, $why:expr) => {
         if !$cond {
             if std::env::var_os("FERROCACHE_REQUIRE_INTEROP").is_some_and(|v| v == "1") {
-                panic!("{} is required (run tests/interop/client-deps.sh)", $what);
+                panic!("{} {}", $what, $why);
             }
-            eprintln!(
-                "skipped: {} is not installed (run tests/interop/client-deps.sh)",
-                $what
-            );
+            eprintln!("skipped: {} {}", $what, $why);
             return;
         }
     };
