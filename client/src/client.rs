@@ -35,7 +35,8 @@ pub struct Item {
     pub value: Vec<u8>,
     /// The client flags stored with the value.
     pub flags: u32,
-    /// The CAS unique; present for [`Client::gets`] and [`Client::get_multi`] is `None`.
+    /// The CAS unique: present in [`Client::gets`] results, `None` from `get`, `gat` and
+    /// `get_multi`.
     pub cas: Option<u64>,
 }
 
@@ -99,6 +100,8 @@ pub struct Placement {
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     servers: Vec<Server>,
+    /// Addresses that did not parse, reported by `build`.
+    invalid: Vec<String>,
     seeds: Vec<String>,
     naming: Naming,
     identity: Identity,
@@ -117,6 +120,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             servers: Vec::new(),
+            invalid: Vec::new(),
             seeds: Vec::new(),
             naming: Naming::default(),
             identity: Identity::default(),
@@ -139,7 +143,8 @@ impl ClientBuilder {
     pub fn server(mut self, address: &str) -> Self {
         match parse_host_port(address) {
             Ok((host, port)) => self.servers.push(Server::new(host, port)),
-            Err(_) => self.seeds.push(format!("\0invalid server {address:?}")),
+            Err(Error::Config(why)) => self.invalid.push(why),
+            Err(other) => self.invalid.push(other.to_string()),
         }
         self
     }
@@ -267,8 +272,8 @@ impl ClientBuilder {
     /// Creates the client. Fails only on unusable settings; an unreachable cluster is not an
     /// error (requests fail with [`Error::NoServers`] until discovery succeeds).
     pub fn build(self) -> Result<Client> {
-        if let Some(bad) = self.seeds.iter().find(|s| s.starts_with('\0')) {
-            return Err(Error::Config(bad[1..].to_owned()));
+        if let Some(bad) = self.invalid.first() {
+            return Err(Error::Config(bad.clone()));
         }
         if self.servers.is_empty() && self.seeds.is_empty() {
             return Err(Error::Config("no servers and no discovery seeds".into()));

@@ -35,7 +35,7 @@ pub enum FailoverMode {
     /// goes to the first live node of its failover sequence
     /// ([`Ring::redistribute`](crate::Ring::redistribute)).
     Redistribute,
-    /// Keys of a failing node fail fast with [`Error::NodeFailing`] until it is back; no key
+    /// Keys of a failing node fail fast with [`Error::NodeFailing`](crate::Error::NodeFailing) until it is back; no key
     /// ever moves.
     FailFast,
 }
