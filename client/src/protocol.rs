@@ -546,4 +546,43 @@ mod tests {
         assert!(parse_reply(&[b'x'; MAX_LINE_LEN]).is_err());
         assert_eq!(parse_reply(&[b'x'; MAX_LINE_LEN - 1]), Ok(None));
     }
+
+    /// Random and mutated replies never panic the parser, and a parsed unit never claims
+    /// more bytes than it was given.
+    #[test]
+    fn random_input_never_panics() {
+        let seeds: [&[u8]; 5] = [
+            b"VALUE key 1 5 3\r\nhello\r\nEND\r\n",
+            b"STAT pid 1\r\nSTAT uptime 2\r\nEND\r\n",
+            b"CLIENT_ERROR bad data chunk\r\n",
+            b"18446744073709551615\r\n",
+            b"VERSION 1.6.21\r\n",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let mut buf = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % buf.len();
+                match next() % 3 {
+                    0 => buf[at] = next() as u8,
+                    1 => buf.truncate(at),
+                    _ => buf.insert(at, b"0 \r\n9"[(next() % 5) as usize]),
+                }
+                if buf.is_empty() {
+                    break;
+                }
+            }
+            if let Ok(Some((_, used))) = parse_reply(&buf) {
+                assert!(used <= buf.len());
+            }
+            let random: Vec<u8> = (0..next() % 64).map(|_| next() as u8).collect();
+            let _ = parse_reply(&random);
+        }
+    }
 }
