@@ -48,10 +48,16 @@ fn main() {
     let fc = support::ferrocache(&args);
     let mc = support::memcached(&args);
     let (mut f, mut m) = (Vec::new(), Vec::new());
-    println!("memcaslap -T 2 -c 64 -X 100 -t {secs}s, servers -t 2 -m 1024, {rounds} alternating rounds");
+    println!(
+        "memcaslap -T 2 -c 64 -X 100 -t {secs}s, servers -t 2 -m 1024, {rounds} alternating rounds"
+    );
     for round in 0..rounds {
         // Alternate which server goes first so drift affects both alike.
-        let order: [&support::Proc; 2] = if round % 2 == 0 { [&fc, &mc] } else { [&mc, &fc] };
+        let order: [&support::Proc; 2] = if round % 2 == 0 {
+            [&fc, &mc]
+        } else {
+            [&mc, &fc]
+        };
         for p in order {
             let t = tps(p.addr, secs);
             println!("round {round}: {:<10} {:>10.0} ops/s", p.name, t);
@@ -63,5 +69,8 @@ fn main() {
         }
     }
     let (fm, mm) = (support::median(&mut f), support::median(&mut m));
-    println!("median ops/s: ferrocache {fm:.0}, memcached {mm:.0}, ratio {:.2}x", fm / mm);
+    println!(
+        "median ops/s: ferrocache {fm:.0}, memcached {mm:.0}, ratio {:.2}x",
+        fm / mm
+    );
 }

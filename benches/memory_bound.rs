@@ -92,10 +92,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10.0);
-    let servers = std::env::var("MEMORY_BOUND_SERVERS")
-        .unwrap_or_else(|_| "ferrocache,memcached".into());
+    let servers =
+        std::env::var("MEMORY_BOUND_SERVERS").unwrap_or_else(|_| "ferrocache,memcached".into());
     println!("memory bound: -m 64 -t 2, {gb} GB of values in {WRITERS} pipelined writers");
-    println!("{:<12} {:>12} {:>12} {:>10} {:>10}", "server", "peak RSS MB", "end RSS MB", "seconds", "GB/s");
+    println!(
+        "{:<12} {:>12} {:>12} {:>10} {:>10}",
+        "server", "peak RSS MB", "end RSS MB", "seconds", "GB/s"
+    );
     for name in servers.split(',') {
         let p = match name {
             "ferrocache" => support::ferrocache(&["-m", "64", "-t", "2"]),

@@ -83,7 +83,16 @@ pub fn memcached(args: &[&str]) -> Proc {
         .unwrap()
         .port();
     let child = Command::new("memcached")
-        .args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-p", &port.to_string()])
+        .args([
+            "-u",
+            "root",
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-p",
+            &port.to_string(),
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
