@@ -16,7 +16,8 @@ pub struct KeyList<'a> {
 
 impl<'a> KeyList<'a> {
     /// Wraps a space-separated key list. The caller guarantees every key is
-    /// valid (1..=250 bytes, no control characters).
+    /// valid: 1..=250 bytes without spaces. Like memcached, the text codec
+    /// lets other control characters through.
     pub fn new(raw: &'a [u8]) -> Self {
         KeyList { raw }
     }
