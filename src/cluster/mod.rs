@@ -62,6 +62,36 @@ pub struct ClusterOptions {
     pub admin: AdminRule,
 }
 
+/// This node's entry in the list: `--cluster-host` (default: the system
+/// hostname), `--cluster-ip` (default: the `-l` address when it is one
+/// specific address), and the listening port.
+pub fn own_entry(
+    c: &crate::config::ClusterSettings,
+    listen: &[std::net::IpAddr],
+    port: u16,
+) -> NodeEntry {
+    let host = c.host.clone().unwrap_or_else(system_hostname);
+    let ip = match (c.ip, listen) {
+        (Some(ip), _) => ip.to_string(),
+        (None, [only]) if !only.is_unspecified() => only.to_string(),
+        _ => String::new(),
+    };
+    NodeEntry { host, ip, port }
+}
+
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if rc == 0 && NodeEntry::parse(&format!("{name}||1")).is_ok() {
+        name
+    } else {
+        "localhost".to_string()
+    }
+}
+
 /// The current configuration, rendered once per change.
 #[derive(Debug)]
 pub struct Published {
