@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn config_set_and_delete() {
         assert_eq!(
-            req(b"config set cluster 0 8\r\n1\na||1\n\r\n"),
+            req(b"config set cluster 0 7\r\n1\na||1\n\r\n"),
             Request::ConfigSet {
                 key: b"cluster",
                 flags: 0,
