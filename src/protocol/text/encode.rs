@@ -5,10 +5,6 @@ use crate::protocol::response::StatValue;
 use crate::protocol::Response;
 
 /// Appends the text encoding of `response` to `out`.
-///
-/// `ErrorMsg(m)` is written `ERROR m`, except that a message starting with
-/// `:` follows `ERROR` directly, which is how memcached spells
-/// `ERROR: shutdown not enabled`.
 pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
     match *response {
         Response::Value {
@@ -75,12 +71,10 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
         Response::ClientErrorText(message) => line(out, b"CLIENT_ERROR ", message.as_bytes()),
         Response::Line(text) => line(out, b"", text.as_bytes()),
         Response::Error => out.extend_from_slice(b"ERROR\r\n"),
-        Response::ErrorMsg(message) if message.starts_with(':') => {
-            line(out, b"ERROR", message.as_bytes())
-        }
         Response::ErrorMsg(message) => line(out, b"ERROR ", message.as_bytes()),
         Response::ClientError(error) => line(out, b"CLIENT_ERROR ", error.message().as_bytes()),
         Response::ServerError(error) => line(out, b"SERVER_ERROR ", error.message().as_bytes()),
+        Response::Line(text) => line(out, b"", text.as_bytes()),
     }
 }
 

@@ -1051,7 +1051,7 @@ fn encode_simple_replies() {
             b"ERROR Too many open connections\r\n",
         ),
         (
-            Response::ErrorMsg(": shutdown not enabled"),
+            Response::Line("ERROR: shutdown not enabled"),
             b"ERROR: shutdown not enabled\r\n",
         ),
         (
