@@ -44,7 +44,9 @@ pub fn target() -> Target {
     match std::env::var("FERROCACHE_TEST_TARGET").as_deref() {
         Ok("memcached") => Target::Memcached,
         Ok("") | Ok("ferrocache") | Err(_) => Target::Ferrocache,
-        Ok(other) => panic!("FERROCACHE_TEST_TARGET must be `ferrocache` or `memcached`, not {other:?}"),
+        Ok(other) => {
+            panic!("FERROCACHE_TEST_TARGET must be `ferrocache` or `memcached`, not {other:?}")
+        }
     }
 }
 
@@ -104,7 +106,12 @@ pub fn esc_short(b: &[u8]) -> String {
     if b.len() <= 600 {
         esc(b)
     } else {
-        format!("{} …({} bytes)… {}", esc(&b[..300]), b.len() - 600, esc(&b[b.len() - 300..]))
+        format!(
+            "{} …({} bytes)… {}",
+            esc(&b[..300]),
+            b.len() - 600,
+            esc(&b[b.len() - 300..])
+        )
     }
 }
 
@@ -145,7 +152,10 @@ impl Server {
         if !args.contains(&"-l") {
             cmd.args(["-l", "127.0.0.1"]);
         }
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ferrocache");
         let (stderr, rx) = drain_stderr(&mut child);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -174,7 +184,12 @@ impl Server {
                 }
             }
         }
-        Server { child: Some(child), kind: Target::Ferrocache, addrs, stderr }
+        Server {
+            child: Some(child),
+            kind: Target::Ferrocache,
+            addrs,
+            stderr,
+        }
     }
 
     /// Starts memcached on a free port and waits until it accepts connections.
@@ -189,7 +204,10 @@ impl Server {
                 cmd.args(["-l", "127.0.0.1"]);
             }
             cmd.args(["-p", &port.to_string()]);
-            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+            cmd.args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn memcached");
             let (stderr, _rx) = drain_stderr(&mut child);
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -201,11 +219,18 @@ impl Server {
                     if err.contains("Address already in use") {
                         break; // next attempt
                     }
-                    panic!("memcached {args:?} exited with {status} before accepting; stderr:\n{err}");
+                    panic!(
+                        "memcached {args:?} exited with {status} before accepting; stderr:\n{err}"
+                    );
                 }
                 if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                     drop(s);
-                    return Server { child: Some(child), kind: Target::Memcached, addrs: vec![addr], stderr };
+                    return Server {
+                        child: Some(child),
+                        kind: Target::Memcached,
+                        addrs: vec![addr],
+                        stderr,
+                    };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
@@ -297,7 +322,9 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
             match r.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+                    let line = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
                     l2.lock().unwrap().push(line.clone());
                     let _ = tx.send(line);
                 }
@@ -309,7 +336,9 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
 
 /// Runs a binary to completion with a timeout; returns (status, stdout, stderr).
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> (ExitStatus, String, String) {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -361,8 +390,14 @@ impl Conn {
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
-        Conn { stream, timeout: READ_TIMEOUT, rbuf: Vec::new() }
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            stream,
+            timeout: READ_TIMEOUT,
+            rbuf: Vec::new(),
+        }
     }
 
     pub fn set_timeout(&mut self, t: Duration) {
@@ -384,7 +419,9 @@ impl Conn {
     }
 
     pub fn send(&mut self, b: &[u8]) {
-        self.stream.write_all(b).unwrap_or_else(|e| panic!("write {}: {e}", esc_short(b)));
+        self.stream
+            .write_all(b)
+            .unwrap_or_else(|e| panic!("write {}: {e}", esc_short(b)));
     }
 
     /// Writes, tolerating a peer that has already closed (returns false then).
@@ -400,7 +437,11 @@ impl Conn {
             if self.rbuf[..n] != want[..n] {
                 let mut shown = std::mem::take(&mut self.rbuf);
                 shown.extend(self.read_quiet(Duration::from_millis(100)));
-                panic!("reply mismatch\n  expected: {}\n  got:      {}", esc_short(want), esc_short(&shown));
+                panic!(
+                    "reply mismatch\n  expected: {}\n  got:      {}",
+                    esc_short(want),
+                    esc_short(&shown)
+                );
             }
             if n == want.len() {
                 self.rbuf.drain(..n);
@@ -438,17 +479,30 @@ impl Conn {
     #[track_caller]
     pub fn expect_closed(&mut self) {
         if !self.rbuf.is_empty() {
-            panic!("expected the connection to close, got bytes: {}", esc_short(&self.rbuf));
+            panic!(
+                "expected the connection to close, got bytes: {}",
+                esc_short(&self.rbuf)
+            );
         }
         match self.fill() {
             Fill::Eof => {}
             Fill::Data => {
                 let mut got = std::mem::take(&mut self.rbuf);
                 got.extend(self.read_quiet(Duration::from_millis(100)));
-                panic!("expected the connection to close, got bytes: {}", esc_short(&got));
+                panic!(
+                    "expected the connection to close, got bytes: {}",
+                    esc_short(&got)
+                );
             }
-            Fill::Timeout => panic!("expected the connection to close, still open after {:?}", self.timeout),
-            Fill::Error(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {}
+            Fill::Timeout => panic!(
+                "expected the connection to close, still open after {:?}",
+                self.timeout
+            ),
+            Fill::Error(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                ) => {}
             Fill::Error(e) => panic!("expected the connection to close, got error {e}"),
         }
     }
@@ -457,7 +511,11 @@ impl Conn {
     #[track_caller]
     pub fn expect_silence(&mut self, quiet: Duration) {
         let got = self.read_quiet(quiet);
-        assert!(got.is_empty(), "expected no reply, got: {}", esc_short(&got));
+        assert!(
+            got.is_empty(),
+            "expected no reply, got: {}",
+            esc_short(&got)
+        );
     }
 
     /// Returns buffered bytes plus whatever arrives until nothing more comes for `quiet` (or EOF).
@@ -471,7 +529,9 @@ impl Conn {
     /// Reads until EOF/reset or `timeout`; returns (bytes, closed).
     pub fn read_to_close(&mut self, timeout: Duration) -> (Vec<u8>, bool) {
         let deadline = Instant::now() + timeout;
-        self.stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let closed = loop {
             match self.fill() {
                 Fill::Data => {}
@@ -505,9 +565,21 @@ impl Conn {
             from = self.rbuf.len().saturating_sub(term.len() - 1);
             match self.fill() {
                 Fill::Data => {}
-                Fill::Eof => panic!("connection closed while waiting for {}; got {}", esc(term), esc_short(&self.rbuf)),
-                Fill::Timeout => panic!("timed out waiting for {}; got {}", esc(term), esc_short(&self.rbuf)),
-                Fill::Error(e) => panic!("read error ({e}) while waiting for {}; got {}", esc(term), esc_short(&self.rbuf)),
+                Fill::Eof => panic!(
+                    "connection closed while waiting for {}; got {}",
+                    esc(term),
+                    esc_short(&self.rbuf)
+                ),
+                Fill::Timeout => panic!(
+                    "timed out waiting for {}; got {}",
+                    esc(term),
+                    esc_short(&self.rbuf)
+                ),
+                Fill::Error(e) => panic!(
+                    "read error ({e}) while waiting for {}; got {}",
+                    esc(term),
+                    esc_short(&self.rbuf)
+                ),
             }
         }
     }
@@ -537,7 +609,11 @@ impl Conn {
                 return items;
             }
             let s = String::from_utf8_lossy(&line).to_string();
-            assert!(s.ends_with("\r\n"), "line not ended by \\r\\n: {}", esc(&line));
+            assert!(
+                s.ends_with("\r\n"),
+                "line not ended by \\r\\n: {}",
+                esc(&line)
+            );
             let parts: Vec<&str> = s.trim_end_matches("\r\n").split(' ').collect();
             assert!(
                 parts[0] == "VALUE" && (parts.len() == 4 || parts.len() == 5),
@@ -549,7 +625,12 @@ impl Conn {
             assert_eq!(&data[len..], b"\r\n", "value not followed by \\r\\n");
             data.truncate(len);
             let cas = parts.get(4).map(|c| c.parse().expect("numeric cas"));
-            items.push((parts[1].as_bytes().to_vec(), parts[2].parse().expect("numeric flags"), data, cas));
+            items.push((
+                parts[1].as_bytes().to_vec(),
+                parts[2].parse().expect("numeric flags"),
+                data,
+                cas,
+            ));
         }
     }
 
@@ -559,7 +640,8 @@ impl Conn {
         self.send(format!("gets {key}\r\n").as_bytes());
         let mut r = self.read_get_reply();
         assert!(r.len() <= 1);
-        r.pop().map(|(_, _, v, c)| (v, c.expect("gets returns a cas")))
+        r.pop()
+            .map(|(_, _, v, c)| (v, c.expect("gets returns a cas")))
     }
 
     /// `get key` → value or None.
@@ -579,7 +661,10 @@ impl Conn {
 
     #[track_caller]
     pub fn set_full(&mut self, key: &str, flags: u32, exptime: i64, val: &[u8]) {
-        self.roundtrip(&store_cmd("set", key, flags, exptime, val, ""), b"STORED\r\n");
+        self.roundtrip(
+            &store_cmd("set", key, flags, exptime, val, ""),
+            b"STORED\r\n",
+        );
     }
 
     /// Sends a command line (adds `\r\n`) and returns the one-line reply.
@@ -597,7 +682,11 @@ impl Conn {
 
     #[track_caller]
     pub fn stats_list(&mut self, sub: &str) -> Vec<(String, String)> {
-        let line = if sub.is_empty() { "stats\r\n".to_string() } else { format!("stats {sub}\r\n") };
+        let line = if sub.is_empty() {
+            "stats\r\n".to_string()
+        } else {
+            format!("stats {sub}\r\n")
+        };
         self.send(line.as_bytes());
         let mut out = Vec::new();
         loop {
@@ -605,11 +694,20 @@ impl Conn {
             if l == b"END\r\n" {
                 return out;
             }
-            let s = String::from_utf8(l.clone()).unwrap_or_else(|_| panic!("non-utf8 stats line {}", esc(&l)));
-            assert!(s.ends_with("\r\n"), "stats line without \\r\\n: {}", esc(&l));
+            let s = String::from_utf8(l.clone())
+                .unwrap_or_else(|_| panic!("non-utf8 stats line {}", esc(&l)));
+            assert!(
+                s.ends_with("\r\n"),
+                "stats line without \\r\\n: {}",
+                esc(&l)
+            );
             let s = s.trim_end_matches("\r\n");
-            let rest = s.strip_prefix("STAT ").unwrap_or_else(|| panic!("not a STAT line: {}", esc(&l)));
-            let (name, value) = rest.split_once(' ').unwrap_or_else(|| panic!("STAT line without value: {s}"));
+            let rest = s
+                .strip_prefix("STAT ")
+                .unwrap_or_else(|| panic!("not a STAT line: {}", esc(&l)));
+            let (name, value) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("STAT line without value: {s}"));
             out.push((name.to_string(), value.to_string()));
         }
     }
@@ -630,7 +728,14 @@ impl Conn {
 }
 
 /// Builds `<verb> <key> <flags> <exptime> <len>[ <extra>]\r\n<data>\r\n`.
-pub fn store_cmd(verb: &str, key: &str, flags: u32, exptime: i64, val: &[u8], extra: &str) -> Vec<u8> {
+pub fn store_cmd(
+    verb: &str,
+    key: &str,
+    flags: u32,
+    exptime: i64,
+    val: &[u8],
+    extra: &str,
+) -> Vec<u8> {
     let mut m = format!("{verb} {key} {flags} {exptime} {}", val.len()).into_bytes();
     if !extra.is_empty() {
         m.push(b' ');
@@ -671,14 +776,21 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Current unix time in seconds.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Asserts that a previously stored key is intact and a fresh connection works.
 #[track_caller]
 pub fn assert_server_healthy(srv: &Server, key: &str, val: &[u8]) {
     let mut c = srv.conn();
-    assert_eq!(c.get(key).as_deref(), Some(val), "key {key} lost or changed");
+    assert_eq!(
+        c.get(key).as_deref(),
+        Some(val),
+        "key {key} lost or changed"
+    );
     c.roundtrip(b"version\r\n", b"VERSION ");
     let rest = c.read_line();
     assert!(rest.ends_with(b"\r\n"));
