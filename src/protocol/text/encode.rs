@@ -69,7 +69,6 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\r\n");
         }
         Response::ClientErrorText(message) => line(out, b"CLIENT_ERROR ", message.as_bytes()),
-        Response::Line(text) => line(out, b"", text.as_bytes()),
         Response::Error => out.extend_from_slice(b"ERROR\r\n"),
         Response::ErrorMsg(message) => line(out, b"ERROR ", message.as_bytes()),
         Response::ClientError(error) => line(out, b"CLIENT_ERROR ", error.message().as_bytes()),
