@@ -54,6 +54,8 @@ pub fn write_atomic(path: &Path, text: &str) {
 
 /// One node: its address, the flags it runs with, and the process.
 pub struct Node {
+    /// The hostname the node lists itself under (`--cluster-host`).
+    pub host: String,
     pub ip: String,
     pub port: u16,
     pub args: Vec<String>,
@@ -61,9 +63,16 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node on `ip` with a free port, not started yet.
+    /// A node on `ip` with a free port, not started yet; it lists itself
+    /// as `localhost` unless `extra` has a `--cluster-host`.
     pub fn new(ip: &str, extra: &[&str]) -> Node {
         let port = free_port_on(ip);
+        let host = extra
+            .iter()
+            .position(|a| *a == "--cluster-host")
+            .and_then(|i| extra.get(i + 1))
+            .copied()
+            .unwrap_or("localhost");
         let mut args: Vec<String> = [
             "-p",
             &port.to_string(),
@@ -74,14 +83,16 @@ impl Node {
             "-m",
             "16",
             "-v",
-            "--cluster-host",
-            "localhost",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !extra.contains(&"--cluster-host") {
+            args.extend(["--cluster-host".to_string(), host.to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Node {
+            host: host.to_string(),
             ip: ip.to_string(),
             port,
             args,
@@ -91,7 +102,7 @@ impl Node {
 
     /// `host|ip|port` as the node lists itself.
     pub fn entry(&self) -> String {
-        format!("localhost|{}|{}", self.ip, self.port)
+        format!("{}|{}|{}", self.host, self.ip, self.port)
     }
 
     /// `HOST:PORT` for `--join`.
