@@ -35,7 +35,6 @@ pub struct Agent {
     /// The `--join` target until one exchange with it succeeded.
     join: Option<String>,
     last_file: Option<Vec<u8>>,
-    saved_version: u64,
 }
 
 impl Agent {
@@ -47,7 +46,6 @@ impl Agent {
             conns: HashMap::new(),
             join,
             last_file: None,
-            saved_version: 0,
         }
     }
 
@@ -141,7 +139,6 @@ impl Agent {
             .cluster
             .with_state(|s| s.boot(file, join, Instant::now()));
         self.report(change);
-        self.save();
         self.cluster.wake();
         Ok(())
     }
@@ -160,7 +157,6 @@ impl Agent {
                 .with_state(|s| s.republish(Instant::now(), None));
             self.report(change);
             self.gossip();
-            self.save();
         }
     }
 
@@ -180,7 +176,6 @@ impl Agent {
         });
         (self.log)(1, "cluster: leaving");
         self.gossip();
-        self.save();
     }
 
     fn watch_file(&mut self) {
@@ -265,29 +260,6 @@ impl Agent {
     fn report(&self, change: Option<Change>) {
         if let Some(c) = change {
             (self.log)(1, &c.to_string());
-        }
-    }
-
-    /// Saves the state when the published version changed.
-    fn save(&mut self) {
-        let Some(path) = &self.cluster.opts.state_file else {
-            return;
-        };
-        let (version, data) = {
-            let s = self.cluster.state.lock().unwrap_or_else(|e| e.into_inner());
-            (
-                s.published().version,
-                wire::encode(&s.replica(Instant::now())),
-            )
-        };
-        if version == self.saved_version {
-            return;
-        }
-        let tmp = path.with_extension("tmp");
-        let res = std::fs::write(&tmp, &data).and_then(|()| std::fs::rename(&tmp, path));
-        match res {
-            Ok(()) => self.saved_version = version,
-            Err(e) => (self.log)(0, &format!("cluster: cannot save {}: {e}", path.display())),
         }
     }
 

@@ -181,6 +181,8 @@ impl Cluster {
     }
 
     /// Runs `f` on the state and publishes the outcome if the pair changed.
+    /// With a state file, the new state is saved first: a version is never
+    /// served before it would survive a crash.
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T
     where
         T: ChangeOf,
@@ -188,6 +190,13 @@ impl Cluster {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let out = f(&mut s);
         if out.change().is_some() {
+            if let Some(path) = &self.opts.state_file {
+                if let Err(e) = save(path, &s) {
+                    // Serving on is better than refusing: the cluster's
+                    // peers still hold the version. Say so loudly.
+                    eprintln!("cluster: cannot save {}: {e}", path.display());
+                }
+            }
             self.published
                 .store(Arc::new(Published::new(s.published())));
         }
@@ -243,6 +252,20 @@ impl Cluster {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+}
+
+/// Writes the state file atomically (write, fsync, rename).
+fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut replica = s.replica(Instant::now());
+    for (_, silent) in &mut replica.records {
+        *silent = Duration::ZERO;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&wire::encode(&replica))?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Results of state operations that may carry a change of the published
