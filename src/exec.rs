@@ -148,9 +148,22 @@ pub fn execute<S: Sink>(
                     stats.cas_misses.incr();
                     Response::NotFound
                 }
-                StoreOutcome::TooLarge => Response::ServerError(ServerError::ObjectTooLarge),
-                StoreOutcome::OutOfMemory => Response::ServerError(ServerError::OutOfMemoryStoring),
+                // memcached cannot build the combined item, so the append
+                // simply does not happen.
+                StoreOutcome::TooLarge | StoreOutcome::OutOfMemory
+                    if matches!(mode, StoreMode::Append | StoreMode::Prepend) =>
+                {
+                    Response::NotStored
+                }
+                StoreOutcome::TooLarge => refuse_store(mode, key, ServerError::ObjectTooLarge, cx),
+                StoreOutcome::OutOfMemory => {
+                    refuse_store(mode, key, ServerError::OutOfMemoryStoring, cx)
+                }
             };
+            out.reply(&reply);
+        }
+        Request::StoreTooLarge { mode, key, .. } => {
+            let reply = refuse_store(mode, key, ServerError::ObjectTooLarge, cx);
             out.reply(&reply);
         }
         Request::Delete { key, .. } => {
@@ -331,6 +344,25 @@ fn log_change(state: &ServerState, change: Option<&Change>) {
     }
 }
 
+/// Answers a store that could not be carried out. A refused `set` also drops
+/// the value it would have replaced, as memcached does, so no reader sees
+/// data older than a write the server acknowledged with an error.
+fn refuse_store(
+    mode: StoreMode,
+    key: &[u8],
+    error: ServerError,
+    cx: &Context<'_>,
+) -> Response<'static> {
+    match error {
+        ServerError::ObjectTooLarge => cx.stats.store_too_large.incr(),
+        _ => cx.stats.store_no_memory.incr(),
+    }
+    if mode == StoreMode::Set {
+        cx.state.cache.delete(key, 0, cx.state.clock.now());
+    }
+    Response::ServerError(error)
+}
+
 fn stat<S: Sink>(out: &mut S, name: &str, value: StatValue<'_>) {
     out.reply(&Response::Stat { name, value });
 }
@@ -420,6 +452,8 @@ fn general_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "cas_badval", U64(t.cas_badval));
     stat(out, "touch_hits", U64(t.touch_hits));
     stat(out, "touch_misses", U64(t.touch_misses));
+    stat(out, "store_too_large", U64(t.store_too_large));
+    stat(out, "store_no_memory", U64(t.store_no_memory));
     stat(out, "bytes_read", U64(t.bytes_read));
     stat(out, "bytes_written", U64(t.bytes_written));
     stat(out, "limit_maxbytes", U64(c.limit_maxbytes));

@@ -78,6 +78,8 @@ thread_stats!(
     cas_badval,
     touch_hits,
     touch_misses,
+    store_too_large,
+    store_no_memory,
     bytes_read,
     bytes_written,
     conn_yields,

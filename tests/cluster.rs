@@ -5,7 +5,6 @@
 //! `cluster_membership.rs`.
 
 mod cluster_support;
-#[allow(clippy::type_complexity)] // in the shared harness
 mod common;
 
 use std::time::Duration;

@@ -8,7 +8,6 @@
 //! them these tests fail with that hint rather than pass silently.
 
 mod cluster_support;
-#[allow(clippy::type_complexity)] // in the shared harness
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -380,6 +380,20 @@ impl Conn {
                         }
                     }
                 }
+                Parsed::Oversized {
+                    request,
+                    consumed,
+                    swallow,
+                } => {
+                    *budget -= 1;
+                    let mut sink = TextSink {
+                        out,
+                        quiet: request.noreply(),
+                    };
+                    exec::execute(&request, 0, cx, &mut sink);
+                    pos += consumed;
+                    self.swallow = swallow;
+                }
                 Parsed::Invalid {
                     error,
                     consumed,

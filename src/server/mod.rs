@@ -49,12 +49,16 @@ pub struct Server {
 impl Server {
     /// Binds the listeners and starts every thread. Errors (a port in use, a
     /// bad address) are returned before anything is served.
-    pub fn start(settings: Settings) -> io::Result<Server> {
+    pub fn start(mut settings: Settings) -> io::Result<Server> {
         let listeners = listener::bind_all(&settings.listen, settings.port, settings.backlog)?;
         let addrs = listeners
             .iter()
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
+        // `stats settings` reports the port really bound when 0 was asked for.
+        if let Some(a) = addrs.first() {
+            settings.port = a.port();
+        }
         let nthreads = settings.threads;
         // The cluster learns its state from peers before anything is served,
         // so the first `config get cluster` already answers the cluster's

@@ -121,6 +121,9 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// One item of a retrieval reply: (key, flags, data, cas).
+pub type GetItem = (Vec<u8>, u32, Vec<u8>, Option<u64>);
+
 pub struct Server {
     child: Option<Child>,
     pub kind: Target,
@@ -599,9 +602,9 @@ impl Conn {
     }
 
     /// Reads a retrieval reply up to `END\r\n` (values are length-delimited, so a value
-    /// containing `END\r\n` does not confuse it). Items are (key, flags, data, cas).
+    /// containing `END\r\n` does not confuse it).
     #[track_caller]
-    pub fn read_get_reply(&mut self) -> Vec<(Vec<u8>, u32, Vec<u8>, Option<u64>)> {
+    pub fn read_get_reply(&mut self) -> Vec<GetItem> {
         let mut items = Vec::new();
         loop {
             let line = self.read_line();

@@ -7,8 +7,8 @@ use memchr::memchr;
 mod config;
 
 use crate::protocol::{
-    ArithOp, ClientError, KeyList, Limits, Parsed, Request, Response, ServerError, StatsGroup,
-    StoreMode, KEY_MAX_LENGTH, LINE_MAX_LENGTH,
+    ArithOp, ClientError, KeyList, Limits, Parsed, Request, Response, StatsGroup, StoreMode,
+    KEY_MAX_LENGTH, LINE_MAX_LENGTH,
 };
 
 /// memcached skips at most this many leading spaces when it decides whether
@@ -114,7 +114,11 @@ fn find_newline(buf: &[u8], limits: &Limits) -> LineEnd {
 /// thousands of keys. memcached exempts only `get`/`gets`; we also exempt
 /// `gat`/`gats` (see `docs/compat-text.md`).
 fn is_multiget(buf: &[u8]) -> bool {
-    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let spaces = buf
+        .iter()
+        .take(MAX_LEADING_SPACES + 1)
+        .take_while(|&&b| b == b' ')
+        .count();
     if spaces > MAX_LEADING_SPACES {
         return false;
     }
@@ -305,12 +309,10 @@ fn storage<'a>(
     let block_end = next + len + 2;
     if len > limits.item_size_max {
         let consumed = block_end.min(buf.len());
-        return Parsed::Invalid {
-            error: Response::ServerError(ServerError::ObjectTooLarge),
+        return Parsed::Oversized {
+            request: Request::StoreTooLarge { mode, key, noreply },
             consumed,
             swallow: block_end - consumed,
-            close: false,
-            quiet: noreply,
         };
     }
     if buf.len() < block_end {

@@ -388,34 +388,40 @@ fn storage_too_large() {
     // Nothing of the block buffered yet.
     assert_eq!(
         parse(b"set k 0 0 11\r\n", &limits),
-        Parsed::Invalid {
-            error: Response::ServerError(ServerError::ObjectTooLarge),
+        Parsed::Oversized {
+            request: Request::StoreTooLarge {
+                mode: StoreMode::Set,
+                key: b"k",
+                noreply: false,
+            },
             consumed: 14,
             swallow: 13,
-            close: false,
-            quiet: false,
         }
     );
     // Part of it buffered: that part is consumed now.
     assert_eq!(
         parse(b"set k 0 0 11 noreply\r\nabcde", &limits),
-        Parsed::Invalid {
-            error: Response::ServerError(ServerError::ObjectTooLarge),
+        Parsed::Oversized {
+            request: Request::StoreTooLarge {
+                mode: StoreMode::Set,
+                key: b"k",
+                noreply: true,
+            },
             consumed: 27,
             swallow: 8,
-            close: false,
-            quiet: true,
         }
     );
     // All of it and more buffered.
     assert_eq!(
         parse(b"set k 0 0 11\r\nabcdefghijk\r\nget k\r\n", &limits),
-        Parsed::Invalid {
-            error: Response::ServerError(ServerError::ObjectTooLarge),
+        Parsed::Oversized {
+            request: Request::StoreTooLarge {
+                mode: StoreMode::Set,
+                key: b"k",
+                noreply: false,
+            },
             consumed: 27,
             swallow: 0,
-            close: false,
-            quiet: false,
         }
     );
     assert_eq!(
@@ -425,12 +431,14 @@ fn storage_too_large() {
     // The largest length memcached accepts at all.
     assert_eq!(
         p(b"cas k 0 0 2147483645 1\r\n"),
-        Parsed::Invalid {
-            error: Response::ServerError(ServerError::ObjectTooLarge),
+        Parsed::Oversized {
+            request: Request::StoreTooLarge {
+                mode: StoreMode::Cas,
+                key: b"k",
+                noreply: false,
+            },
             consumed: 24,
             swallow: 2_147_483_647,
-            close: false,
-            quiet: false,
         }
     );
 }
@@ -821,6 +829,17 @@ impl Conn {
                     self.log.push(format!("{request:?}"));
                     consumed
                 }
+                Parsed::Oversized {
+                    request,
+                    consumed,
+                    swallow,
+                } => {
+                    self.log.push(format!("{request:?}"));
+                    assert!(consumed <= self.buf.len());
+                    assert!(swallow == 0 || consumed == self.buf.len());
+                    self.swallow = swallow;
+                    consumed
+                }
                 Parsed::Invalid {
                     error,
                     consumed,
@@ -887,7 +906,7 @@ fn pipelines_survive_any_split() {
     let buf = pipeline();
     let whole = transcript(&[&buf], limits);
     assert_eq!(whole.len(), 17, "{whole:#?}");
-    assert!(whole[3].contains("ObjectTooLarge"));
+    assert!(whole[3].contains("StoreTooLarge"));
     assert!(whole[4].contains("BadDataChunk"));
     for split in 0..=buf.len() {
         let (a, b) = buf.split_at(split);
