@@ -291,3 +291,52 @@ impl<E> ChangeOf for Result<Option<Change>, E> {
         self.as_ref().ok().and_then(|c| c.as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The parsers see bytes from operators and from the network: mutated
+    /// valid inputs must be refused or accepted, never panic. (A cheap
+    /// stand-in for a fuzzer that runs with every `cargo test`.)
+    #[test]
+    fn parsers_survive_mutated_input() {
+        let seeds: [&[u8]; 3] = [
+            b"# c\na|10.0.0.1|11211\n1b||7\nc|::1|65535\n",
+            b"42\na|10.0.0.1|11211 1b||7 c|::1|65535\n",
+            b"ferrocache-cluster 1\npublished 3 a||1\nbase 2 a||1 b||2\nmax 9\nnode 5 0 3 100 a||1\n",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"|\n\r 0123456789:.#ab-_\xff";
+        for seed in seeds {
+            for _ in 0..3000 {
+                let mut b = seed.to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let i = (next() as usize) % (b.len() + 1);
+                    let c = alphabet[(next() as usize) % alphabet.len()];
+                    match next() % 3 {
+                        0 if i < b.len() => b[i] = c,
+                        1 => b.insert(i, c),
+                        _ if i < b.len() => {
+                            b.remove(i);
+                        }
+                        _ => {}
+                    }
+                }
+                let _ = super::nodefile::parse(&String::from_utf8_lossy(&b));
+                if let Ok((v, nodes)) = super::payload::parse(&b) {
+                    assert!(v > 0 && !nodes.is_empty());
+                    let again = super::payload::parse(&super::payload::render(v, &nodes));
+                    assert_eq!(again, Ok((v, nodes)));
+                }
+                if let Ok(r) = super::wire::decode(&b) {
+                    assert_eq!(super::wire::decode(&super::wire::encode(&r)), Ok(r));
+                }
+            }
+        }
+    }
+}

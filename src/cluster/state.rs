@@ -35,6 +35,10 @@ use super::node::{Endpoint, NodeEntry};
 /// node whose slot is `v % SLOTS`.
 pub const SLOTS: u64 = 1000;
 
+/// Shortest time after which a node that is silent (or left) and not in
+/// the administered list is forgotten; see [`State::forget_stale`].
+pub const FORGET_AFTER_MIN: Duration = Duration::from_secs(600);
+
 /// The smallest version above `above` that belongs to `slot`.
 pub fn mint(above: u64, slot: u16) -> u64 {
     let next = above + 1;
@@ -94,6 +98,25 @@ pub struct Replica {
     pub records: Vec<(Record, Duration)>,
 }
 
+/// When a node was last heard of: `before` earlier than `at`. Kept as an
+/// offset rather than an `Instant` because a peer may report a silence
+/// longer than this process (or machine) has been up.
+#[derive(Clone, Copy, Debug)]
+struct Heard {
+    at: Instant,
+    before: Duration,
+}
+
+impl Heard {
+    fn at(at: Instant, before: Duration) -> Heard {
+        Heard { at, before }
+    }
+
+    fn silent(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.at) + self.before
+    }
+}
+
 /// A change of the published pair, for the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -139,7 +162,7 @@ pub struct State {
     failure_timeout: Option<Duration>,
     base: Base,
     records: BTreeMap<Endpoint, Record>,
-    heard: HashMap<Endpoint, Instant>,
+    heard: HashMap<Endpoint, Heard>,
     published: Pair,
     max_seen: u64,
     /// False until [`State::boot`]: merges only learn, nothing is published.
@@ -167,7 +190,7 @@ impl State {
             },
         );
         let mut heard = HashMap::new();
-        heard.insert(ep.clone(), now);
+        heard.insert(ep.clone(), Heard::at(now, Duration::ZERO));
         State {
             me: ep,
             failure_timeout,
@@ -251,7 +274,7 @@ impl State {
         }
         self.heard
             .get(ep)
-            .map(|t| now.saturating_duration_since(*t))
+            .map(|h| h.silent(now))
             .unwrap_or(Duration::ZERO)
     }
 
@@ -361,6 +384,7 @@ impl State {
     /// Re-evaluates the list (time passes: silent nodes fail, returning ones
     /// come back) and mints a version if it changed.
     pub fn republish(&mut self, now: Instant, minted: Option<u64>) -> Option<Change> {
+        self.forget_stale(now);
         let nodes = self.compute_list(now);
         if nodes == self.published.nodes && self.published.version != 0 {
             return None;
@@ -373,6 +397,29 @@ impl State {
         let new = Pair { version, nodes };
         let old = std::mem::replace(&mut self.published, new.clone());
         Some(Change { old, new })
+    }
+
+    /// Forgets nodes that joined and then left or went silent long ago, so
+    /// that churn (containers with new addresses) does not grow the state
+    /// and the set of peers for ever. Nodes of the administered list are
+    /// kept: only the administrator removes them.
+    fn forget_stale(&mut self, now: Instant) {
+        let Some(timeout) = self.failure_timeout else {
+            return;
+        };
+        let after = (timeout * 10).max(FORGET_AFTER_MIN);
+        let listed: std::collections::HashSet<Endpoint> =
+            self.base.nodes.iter().map(|n| n.endpoint()).collect();
+        let stale: Vec<Endpoint> = self
+            .records
+            .keys()
+            .filter(|ep| **ep != self.me && !listed.contains(*ep) && self.silent(ep, now) > after)
+            .cloned()
+            .collect();
+        for ep in stale {
+            self.records.remove(&ep);
+            self.heard.remove(&ep);
+        }
     }
 
     /// Replaces the administered list (`config set cluster`). The published
@@ -457,7 +504,7 @@ impl State {
         let mut refute = false;
         for (rec, silent) in remote.records {
             let ep = rec.entry.endpoint();
-            let heard_at = now.checked_sub(silent).unwrap_or(now);
+            let heard_at = Heard::at(now, silent);
             if ep == self.me {
                 let mine = &self.records[&self.me];
                 if rec.epoch < mine.epoch && !rec.left {
@@ -476,7 +523,9 @@ impl State {
                         self.records.insert(ep.clone(), rec);
                     }
                     let h = self.heard.entry(ep).or_insert(heard_at);
-                    *h = (*h).max(heard_at);
+                    if heard_at.silent(now) < h.silent(now) {
+                        *h = heard_at;
+                    }
                 }
                 _ => {
                     self.records.insert(ep.clone(), rec);
@@ -620,6 +669,32 @@ mod tests {
         assert_eq!(a.published().nodes, list);
         assert_eq!(a.published(), b.published());
         assert_eq!(a.published(), c.published());
+    }
+
+    #[test]
+    fn long_gone_joined_nodes_are_forgotten() {
+        let t0 = Instant::now();
+        let mut a = node(1, t0);
+        a.boot(None, false, t0);
+        let mut b = node(2, t0);
+        b.merge(a.replica(t0), t0);
+        b.boot(None, true, t0);
+        a.merge(b.replica(t0), t0);
+        assert_eq!(a.peers(), vec![n(2)]);
+        let later = t0 + Duration::from_secs(601);
+        a.republish(later, None);
+        assert!(a.peers().is_empty());
+        assert_eq!(a.published().nodes, vec![n(1)]);
+        // A peer reporting a silence longer than this process has existed
+        // does not make the node look fresh.
+        let mut c = node(3, t0);
+        c.boot(None, false, t0);
+        let mut old = b.replica(t0);
+        for (_, silent) in &mut old.records {
+            *silent = Duration::from_secs(100 * 365 * 86_400);
+        }
+        c.merge(old, t0);
+        assert_eq!(c.published().nodes, vec![n(3)]);
     }
 
     #[test]
