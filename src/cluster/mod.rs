@@ -302,7 +302,7 @@ mod tests {
         let seeds: [&[u8]; 3] = [
             b"# c\na|10.0.0.1|11211\n1b||7\nc|::1|65535\n",
             b"42\na|10.0.0.1|11211 1b||7 c|::1|65535\n",
-            b"ferrocache-cluster 1\npublished 3 a||1\nbase 2 a||1 b||2\nmax 9\nnode 5 0 3 100 a||1\n",
+            b"ferrocache-cluster 1\npublished 3 a||1\nbase 2 a||1 b||2\nmax 9\nnode 5 0 3 3 100 a||1\n",
         ];
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {

@@ -77,6 +77,9 @@ pub struct Record {
     /// Version minted when this node joined; 0 = listed only if the base
     /// lists it.
     pub join_stamp: u64,
+    /// The residue modulo [`SLOTS`] of every version this incarnation
+    /// mints; chosen once, unclaimed by any node it knew of.
+    pub slot: u16,
     pub entry: NodeEntry,
 }
 
@@ -186,6 +189,7 @@ impl State {
                 epoch,
                 left: false,
                 join_stamp: 0,
+                slot: slot_hash(&ep),
                 entry: me,
             },
         );
@@ -226,20 +230,38 @@ impl State {
         self.records[&self.me].join_stamp > 0
     }
 
-    /// This node's slot: nodes sorted by endpoint take their hashed slot or
-    /// the next free one, so nodes that know each other never share a slot.
+    /// This node's slot (see [`Record::slot`]).
     pub fn slot(&self) -> u16 {
-        let mut used = std::collections::HashSet::new();
-        for ep in self.records.keys() {
-            let mut s = slot_hash(ep);
-            while !used.insert(s) {
-                s = ((u64::from(s) + 1) % SLOTS) as u16;
+        self.records[&self.me].slot
+    }
+
+    /// Chooses a slot no known node claims, starting from the hash of this
+    /// node's address: at start-up (after learning from peers) and when two
+    /// nodes that chose before hearing of each other meet.
+    fn choose_slot(&mut self) {
+        let claimed: std::collections::HashSet<u16> = self
+            .records
+            .iter()
+            .filter(|(ep, _)| **ep != self.me)
+            .map(|(_, r)| r.slot)
+            .collect();
+        let mut s = slot_hash(&self.me);
+        for _ in 0..SLOTS {
+            if !claimed.contains(&s) {
+                break;
             }
-            if *ep == self.me {
-                return s;
-            }
+            s = ((u64::from(s) + 1) % SLOTS) as u16;
         }
-        unreachable!("own record is always present")
+        self.my_record().slot = s;
+    }
+
+    /// Whether another node claims this node's slot and has precedence
+    /// (an older incarnation, or the same age and a smaller address).
+    fn slot_contested(&self) -> bool {
+        let mine = &self.records[&self.me];
+        self.records.iter().any(|(ep, r)| {
+            *ep != self.me && r.slot == mine.slot && (r.epoch, ep) < (mine.epoch, &self.me)
+        })
     }
 
     /// Mints a fresh version for a change made here. Never 1: version 1 is
@@ -533,6 +555,13 @@ impl State {
                 }
             }
         }
+        if self.booted && self.slot_contested() {
+            // A new incarnation carries the new slot, so every node replaces
+            // the old record. Versions minted from now on are above
+            // everything seen, so the old slot's past versions stay unique.
+            self.my_record().epoch += 1;
+            self.choose_slot();
+        }
         if !self.booted {
             if remote.published.version > self.learned.version {
                 self.learned = remote.published;
@@ -804,14 +833,32 @@ mod tests {
     #[test]
     fn slots_differ_between_known_nodes() {
         let now = Instant::now();
-        let mut states: Vec<State> = (1..=40).map(|i| node(i, now)).collect();
-        let all: Vec<Replica> = states.iter().map(|s| s.replica(now)).collect();
-        for s in &mut states {
-            for r in &all {
-                s.merge(r.clone(), now);
+        // Nodes start one after another, each learning from the previous.
+        let mut states: Vec<State> = Vec::new();
+        for i in 1..=60 {
+            let mut s = node(i, now);
+            if let Some(prev) = states.last() {
+                s.merge(prev.replica(now), now);
             }
+            s.boot(None, true, now);
+            let r = s.replica(now);
+            for o in &mut states {
+                o.merge(r.clone(), now);
+            }
+            states.push(s);
         }
         let slots: std::collections::HashSet<u16> = states.iter().map(|s| s.slot()).collect();
-        assert_eq!(slots.len(), 40);
+        assert_eq!(slots.len(), 60);
+        // Two nodes that chose the same slot before meeting: one moves.
+        let mut a = node(1, now);
+        let mut b = node(2, now);
+        a.boot(None, false, now);
+        b.boot(None, false, now);
+        a.my_record().slot = 7;
+        b.my_record().slot = 7;
+        sync(&mut a, &mut b, now);
+        sync(&mut a, &mut b, now);
+        assert_ne!(a.slot(), b.slot());
+        assert_eq!(a.slot(), 7, "the older incarnation keeps its slot");
     }
 }

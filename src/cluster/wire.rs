@@ -8,7 +8,7 @@
 //! published <version> <host|ip|port>...
 //! base <stamp> <host|ip|port>...
 //! max <version>
-//! node <epoch> <left 0|1> <join_stamp> <silent_ms> <host|ip|port>
+//! node <epoch> <left 0|1> <join_stamp> <slot> <silent_ms> <host|ip|port>
 //! ```
 
 use std::time::Duration;
@@ -42,10 +42,11 @@ pub fn encode(r: &Replica) -> Vec<u8> {
     out.push_str(&format!("max {}\n", r.max_seen));
     for (rec, silent) in &r.records {
         out.push_str(&format!(
-            "node {} {} {} {} {}\n",
+            "node {} {} {} {} {} {}\n",
             rec.epoch,
             u8::from(rec.left),
             rec.join_stamp,
+            rec.slot,
             silent.as_millis().min(u128::from(u64::MAX)),
             rec.entry
         ));
@@ -113,6 +114,10 @@ pub fn decode(bytes: &[u8]) -> Result<Replica, WireError> {
                     _ => return Err(err(no, "bad flag")),
                 };
                 let join_stamp = num(f.next())?;
+                let slot = u16::try_from(num(f.next())?)
+                    .ok()
+                    .filter(|s| u64::from(*s) < super::state::SLOTS)
+                    .ok_or(err(no, "bad slot"))?;
                 let silent = Duration::from_millis(num(f.next())?);
                 let entry = f
                     .next()
@@ -126,6 +131,7 @@ pub fn decode(bytes: &[u8]) -> Result<Replica, WireError> {
                         epoch,
                         left,
                         join_stamp,
+                        slot,
                         entry,
                     },
                     silent,
@@ -162,6 +168,7 @@ mod tests {
                     epoch: 7,
                     left: true,
                     join_stamp: 1417,
+                    slot: 417,
                     entry: e("b||2"),
                 },
                 Duration::from_millis(250),
@@ -178,8 +185,8 @@ mod tests {
             b"hello\n",
             b"ferrocache-cluster 1\n",
             b"ferrocache-cluster 1\npublished x\nbase 0\nmax 0\n",
-            b"ferrocache-cluster 1\npublished 1\nbase 0\nmax 0\nnode 1 2 0 0 a||1\n",
-            b"ferrocache-cluster 1\npublished 1\nbase 0\nmax 0\nnode 1 0 0 0 a|b|1\n",
+            b"ferrocache-cluster 1\npublished 1\nbase 0\nmax 0\nnode 1 2 0 0 0 a||1\n",
+            b"ferrocache-cluster 1\npublished 1\nbase 0\nmax 0\nnode 1 0 0 0 0 a|b|1\n",
             b"ferrocache-cluster 1\npublished 1\nbase 0\nmax 0\nwhat\n",
         ] {
             assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
