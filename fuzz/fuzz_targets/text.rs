@@ -41,6 +41,17 @@ fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
                     steps.push(Step::Request(consumed));
                     buf.drain(..consumed);
                 }
+                Parsed::Oversized {
+                    consumed,
+                    swallow: more,
+                    ..
+                } => {
+                    assert!(consumed > 0 && consumed <= buf.len());
+                    assert!(more == 0 || consumed == buf.len());
+                    steps.push(Step::Invalid { quiet: false });
+                    buf.drain(..consumed);
+                    swallow = more;
+                }
                 Parsed::Invalid {
                     error,
                     consumed,
