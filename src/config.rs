@@ -768,6 +768,20 @@ mod tests {
         assert_eq!(s.port, 12000);
         assert_eq!(s.cache.mem_limit, 256 << 20);
         assert_eq!(s.idle_timeout, 5);
+        std::fs::write(
+            &path,
+            "cluster_file = \"/etc/nodes\"\njoin = \"h:1\"\ncluster_admin = \"none\"\n\
+             cluster_failure_timeout = 0\ncluster_host = \"n1\"\ncluster_ip = \"10.0.0.1\"\n",
+        )
+        .unwrap();
+        let c = settings(&["--config", p, "--cluster-host", "n2"])
+            .unwrap()
+            .cluster;
+        assert_eq!(c.file, Some(PathBuf::from("/etc/nodes")));
+        assert_eq!(c.join.as_deref(), Some("h:1"));
+        assert_eq!(c.host.as_deref(), Some("n2"));
+        assert_eq!(c.failure_timeout, None);
+        assert!(!c.admin.allows("127.0.0.1".parse().unwrap()));
         std::fs::write(&path, "prot = 1\n").unwrap();
         assert!(settings(&["--config", p]).is_err());
         std::fs::remove_dir_all(&dir).ok();

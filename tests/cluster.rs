@@ -273,3 +273,41 @@ fn ordinary_clients_cannot_change_the_list() {
     assert_eq!(&buf[..n], b"STORED\r\n");
     watch.converge(&refs, Some(&entries(&nodes[..2])), 2 * SECOND);
 }
+
+#[test]
+fn a_bad_node_file_or_flag_stops_the_node_at_start_up() {
+    let dir = TempDir::new("cluster-badstart");
+    let file = dir.path("nodes");
+    write_atomic(
+        &file,
+        "localhost|127.0.0.1|11211\nlocalhost|127.0.0.1|99999\n",
+    );
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--cluster-file".into(), file.display().to_string()],
+            "line 2: 'localhost|127.0.0.1|99999': port must be a number from 1 to 65535",
+        ),
+        (
+            vec![
+                "--cluster-file".into(),
+                dir.path("missing").display().to_string(),
+            ],
+            "--cluster-file",
+        ),
+        (
+            vec!["--join".into(), "nohost".into()],
+            "--join: 'nohost' is not HOST:PORT",
+        ),
+        (
+            vec!["--cluster-admin".into(), "10.0.0.0/99".into()],
+            "--cluster-admin",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut cmd = std::process::Command::new(common::ferrocache_bin());
+        cmd.args(["-p", "0", "-l", "127.0.0.1"]).args(&args);
+        let (status, _, stderr) = common::run_with_timeout(cmd, Duration::from_secs(10));
+        assert!(!status.success(), "{args:?} started");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

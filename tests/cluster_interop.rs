@@ -19,6 +19,15 @@ use cluster_support::*;
 
 const HINT: &str = "run tests/interop/cluster-deps.sh from the repository root";
 
+/// Fails (never skips) when a runtime is missing.
+fn require(program: &str) {
+    let ok = Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "{program} is not installed: install it, then {HINT}");
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -56,6 +65,7 @@ fn assert_every_node_used(nodes: &[Node]) {
 
 #[test]
 fn memcache_plus_discovers_every_node() {
+    require("node");
     let node_modules = root().join("target/interop/node/node_modules");
     assert!(
         node_modules.join("memcache-plus/package.json").exists(),
@@ -90,6 +100,7 @@ fn memcache_plus_discovers_every_node() {
 
 #[test]
 fn python_clients_discover_every_node_and_see_a_join() {
+    require("python3");
     let probe = Command::new("python3")
         .args([
             "-c",
