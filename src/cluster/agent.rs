@@ -34,6 +34,9 @@ pub struct Agent {
     conns: HashMap<SocketAddr, TcpStream>,
     /// The `--join` target until one exchange with it succeeded.
     join: Option<String>,
+    /// The last error of each peer that is failing, so each outage is
+    /// logged once, not every round.
+    failing: HashMap<SocketAddr, String>,
     last_file: Option<Vec<u8>>,
 }
 
@@ -45,6 +48,7 @@ impl Agent {
             log,
             conns: HashMap::new(),
             join,
+            failing: HashMap::new(),
             last_file: None,
         }
     }
@@ -240,11 +244,30 @@ impl Agent {
                         (self.log)(1, &format!("cluster: joined via {addr}"));
                         self.join = None;
                     }
+                    if self.failing.remove(&addr).is_some() {
+                        (self.log)(1, &format!("cluster: {addr} answers again"));
+                    }
                     self.absorb(&bytes);
                 }
-                Err(e) => (self.log)(2, &format!("cluster: {addr}: {e}")),
+                Err(e) => {
+                    let msg = e.to_string();
+                    if self.failing.get(&addr) != Some(&msg) {
+                        // A refusal (the peer's admin rule) needs the
+                        // operator; an unreachable peer is routine.
+                        let level = if e.kind() == io::ErrorKind::InvalidData {
+                            0
+                        } else {
+                            1
+                        };
+                        (self.log)(level, &format!("cluster: {addr}: {msg}"));
+                        self.failing.insert(addr, msg);
+                    }
+                }
             }
         }
+        let known: Vec<SocketAddr> = self.peer_addrs();
+        self.failing
+            .retain(|a, _| known.contains(a) || Some(*a) == join_addr);
     }
 
     fn absorb(&mut self, bytes: &[u8]) {
