@@ -96,31 +96,22 @@ impl Agent {
             }
             None => None,
         };
-        if let Some(nodes) = &file {
-            // Peers from the file are worth asking before publishing.
-            self.cluster.with_state(|s| {
-                s.merge(
-                    Replica {
-                        base: super::state::Base {
-                            stamp: 0,
-                            nodes: nodes.clone(),
-                        },
-                        ..Replica::default()
-                    },
-                    Instant::now(),
-                )
-            });
-        }
         // Pull only: an empty replica changes nothing on the peers, so they
         // do not see this node half-started.
         let pull = wire::encode(&Replica::default());
         let mut targets = self.peer_addrs();
+        let me = opts.me.endpoint();
+        for n in file.iter().flatten().filter(|n| n.endpoint() != me) {
+            targets.extend(resolve(n));
+        }
         let join_addr = self.join.as_deref().and_then(resolve_str);
         if let Some(a) = join_addr {
             targets.push(a);
         } else if let Some(j) = &self.join {
             (self.log)(0, &format!("cluster: cannot resolve --join {j}"));
         }
+        targets.sort();
+        targets.dedup();
         let mut joined = false;
         for (addr, reply) in self.exchange_all(targets, &pull) {
             if let Ok(bytes) = reply {
