@@ -159,7 +159,9 @@ impl Cache {
     /// Chooses a class to give class `id` a page, if rebalancing is on and
     /// one is much colder than `id`'s own coldest memory.
     fn pick_donor(&self, id: u8, g: &mut MutexGuard<'_, ClassInner>) -> Option<u8> {
-        if !self.config.slab_reassign || self.config.slab_automove == 0 {
+        // With -M the user asked for errors rather than lost items, and a
+        // page move evicts.
+        if !self.config.slab_reassign || self.config.slab_automove == 0 || !self.config.evict {
             return None;
         }
         let slabs = &self.slabs;

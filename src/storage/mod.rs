@@ -690,6 +690,9 @@ impl Cache {
         cas: u64,
         now: RelTime,
     ) -> ArithOutcome {
+        if key.is_empty() || key.len() > KEY_MAX_LENGTH {
+            return ArithOutcome::NotFound;
+        }
         let hash = self.index.hash(key);
         let stripe = self.index.stripe(hash);
         let mut buf = [0u8; 20];

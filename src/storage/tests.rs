@@ -272,6 +272,15 @@ fn incr_decr_edge_cases() {
         );
     }
     assert_eq!(c.stats().curr_items, 1);
+    let long = [b'k'; 251];
+    assert_eq!(
+        c.arith(&long, ArithOp::Incr, 1, Some((1, 0)), 0, NOW),
+        ArithOutcome::NotFound
+    );
+    assert_eq!(
+        c.store(StoreMode::Set, &long, 0, 0, b"1", 0, NOW),
+        StoreOutcome::NotStored
+    );
 }
 
 #[test]
@@ -540,4 +549,70 @@ fn concurrent_churn_under_pressure() {
     assert!(s.total_malloced <= 16 * MB as u64);
     let used: u64 = c.class_stats(NOW).iter().map(|c| c.used_chunks).sum();
     assert_eq!(used, s.curr_items);
+}
+
+/// Zipf(0.99) get-or-set traffic: prints our hit ratio next to an exact LRU
+/// holding the same number of items. Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn zipf_hit_ratio_against_lru() {
+    use std::collections::{BTreeMap, HashMap};
+    let n = 1_000_000usize;
+    let mut cdf = Vec::with_capacity(n);
+    let mut sum = 0.0;
+    for i in 1..=n {
+        sum += 1.0 / (i as f64).powf(0.99);
+        cdf.push(sum);
+    }
+    let mut x = 88172645463325252u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let u = (x >> 11) as f64 / (1u64 << 53) as f64 * sum;
+        cdf.partition_point(|&c| c < u)
+    };
+    let reqs = 4_000_000;
+    let c = cache_with(32 * MB);
+    let value = vec![b'v'; 100];
+    let (mut hits, mut total) = (0u64, 0u64);
+    let trace: Vec<usize> = (0..reqs).map(|_| next()).collect();
+    for (i, &k) in trace.iter().enumerate() {
+        let key = format!("key:{k}");
+        let hit = get(&c, key.as_bytes(), NOW).is_some();
+        if !hit {
+            set(&c, key.as_bytes(), &value);
+        }
+        if i >= reqs / 2 {
+            total += 1;
+            hits += hit as u64;
+        }
+    }
+    let items = c.stats().curr_items as usize;
+    let mut lru: HashMap<usize, u64> = HashMap::new();
+    let mut order: BTreeMap<u64, usize> = BTreeMap::new();
+    let (mut lhits, mut ltotal) = (0u64, 0u64);
+    for (i, &k) in trace.iter().enumerate() {
+        let t = i as u64;
+        let hit = if let Some(old) = lru.insert(k, t) {
+            order.remove(&old);
+            true
+        } else {
+            false
+        };
+        order.insert(t, k);
+        if lru.len() > items {
+            let (_, victim) = order.pop_first().unwrap();
+            lru.remove(&victim);
+        }
+        if i >= reqs / 2 {
+            ltotal += 1;
+            lhits += hit as u64;
+        }
+    }
+    eprintln!(
+        "items {items}: ours {:.4}, LRU {:.4}",
+        hits as f64 / total as f64,
+        lhits as f64 / ltotal as f64
+    );
 }
