@@ -221,6 +221,28 @@ impl Cache {
             return false;
         };
         let page = g.pages[pi];
+        // Write stamps do not see reads: a class whose items are read but
+        // rarely written looks cold. Sweep the page like a CLOCK pass and
+        // keep it while most of its items were read since the last sweep;
+        // restamping it makes the next attempt wait for another turnover of
+        // the asking class. A class without pages takes the page anyway.
+        let (mut linked, mut hot) = (0u32, 0u32);
+        for i in 0..per {
+            let it = slabs.item(slabs.loc(page, i));
+            if it.life() == LINKED {
+                linked += 1;
+                let a = it.access().load(Ordering::Relaxed);
+                if a & FREQ_MASK > 0 {
+                    hot += 1;
+                    it.access().store(a - 1, Ordering::Relaxed);
+                }
+            }
+        }
+        if hot * 2 > linked && slabs.class(to).npages.load(Ordering::Relaxed) > 0 {
+            src.cold_stamp
+                .store(self.cas.load(Ordering::Relaxed), Ordering::Relaxed);
+            return false;
+        }
         let mut taken = Vec::new();
         for i in 0..per {
             let loc = slabs.loc(page, i);

@@ -446,6 +446,30 @@ fn pages_move_when_sizes_shift() {
 }
 
 #[test]
+fn read_hot_class_keeps_its_pages() {
+    let c = cache_with(16 * MB);
+    let small = vec![b's'; 100];
+    let hot = 60_000u32;
+    for i in 0..hot {
+        stored(set(&c, format!("hot{i}").as_bytes(), &small));
+    }
+    // Large values churn (never read) while the small ones are read.
+    let big = vec![b'b'; 4000];
+    for round in 0..40u32 {
+        for i in 0..hot {
+            get(&c, format!("hot{i}").as_bytes(), NOW);
+        }
+        for j in 0..500u32 {
+            stored(set(&c, format!("big{round}-{j}").as_bytes(), &big));
+        }
+    }
+    let hits = (0..hot)
+        .filter(|i| get(&c, format!("hot{i}").as_bytes(), NOW).is_some())
+        .count();
+    assert!(hits as f64 > 0.9 * hot as f64, "hits {hits}");
+}
+
+#[test]
 fn set_mem_limit_raises_pages() {
     let c = cache_with(2 * MB);
     let value = vec![b'v'; 1000];
