@@ -551,9 +551,19 @@ fn concurrent_churn_under_pressure() {
                         1 => {
                             c.store(StoreMode::Append, key.as_bytes(), 0, 0, &[fill; 7], 0, NOW);
                         }
-                        2 => {
-                            c.maintain(NOW);
-                        }
+                        2 => match x % 7 {
+                            0 => {
+                                c.maintain(NOW + (x % 3) as u32);
+                            }
+                            1 => {
+                                c.arith(key.as_bytes(), ArithOp::Incr, 1, Some((1, 0)), 0, NOW);
+                            }
+                            2 if x % 1009 == 0 => c.flush_all(NOW, NOW),
+                            _ => {
+                                let exp = NOW + (x % 3) as u32;
+                                c.store(StoreMode::Add, key.as_bytes(), 1, exp, b"a", 0, NOW);
+                            }
+                        },
                         3 | 4 => {
                             let value = vec![fill; len];
                             let o = c.store(StoreMode::Set, key.as_bytes(), 0, 0, &value, 0, NOW);
