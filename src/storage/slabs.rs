@@ -180,6 +180,11 @@ impl Slabs {
         self.page_limit.store(pages, Ordering::Relaxed);
     }
 
+    /// Most chunks the current limit allows (all in the smallest class).
+    pub(crate) fn max_chunks(&self) -> usize {
+        self.page_limit.load(Ordering::Relaxed) * self.classes[0].per_page as usize
+    }
+
     pub(crate) fn limit_bytes(&self) -> u64 {
         (self.page_limit.load(Ordering::Relaxed) * self.page_size) as u64
     }
