@@ -663,3 +663,42 @@ fn cache_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Cache>();
 }
+
+/// Rough per-operation timings (best of several batches, to see through a
+/// busy machine). Run in release with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn op_timings() {
+    use std::time::Instant;
+    let c = cache_with(64 * MB);
+    let n = 100_000usize;
+    let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("key:{i:08}").into_bytes()).collect();
+    let value = [b'v'; 100];
+    for k in &keys {
+        set(&c, k, &value);
+    }
+    let best = |f: &mut dyn FnMut(usize)| {
+        let mut best = f64::MAX;
+        for round in 0..20 {
+            let t = Instant::now();
+            for i in 0..50_000 {
+                f((i * 7919 + round * 13) % n);
+            }
+            best = best.min(t.elapsed().as_nanos() as f64 / 50_000.0);
+        }
+        best
+    };
+    let hit = best(&mut |i| {
+        assert!(matches!(
+            c.get(&keys[i], NOW, None, |it| it.value.len()),
+            Lookup::Hit(100)
+        ));
+    });
+    let miss = best(&mut |i| {
+        c.get(&keys[i][..7], NOW, None, |it| it.value.len());
+    });
+    let store = best(&mut |i| {
+        set(&c, &keys[i], &value);
+    });
+    eprintln!("get hit {hit:.0} ns, get miss {miss:.0} ns, set {store:.0} ns");
+}
