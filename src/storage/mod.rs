@@ -731,6 +731,7 @@ impl Cache {
             if cas != 0 && self.reported(old_cas) != cas {
                 return ArithOutcome::Exists;
             }
+            // SAFETY: as above.
             let Some(cur) = arith::parse_u64(unsafe { it.value() }) else {
                 return ArithOutcome::NonNumeric;
             };
