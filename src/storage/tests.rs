@@ -701,4 +701,11 @@ fn op_timings() {
         set(&c, &keys[i], &value);
     });
     eprintln!("get hit {hit:.0} ns, get miss {miss:.0} ns, set {store:.0} ns");
+    let s = c.stats();
+    eprintln!(
+        "{} items, {} hash bytes per item, power {}",
+        s.curr_items,
+        s.hash_bytes as f64 / s.curr_items as f64,
+        s.hash_power_level
+    );
 }
