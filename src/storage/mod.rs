@@ -45,8 +45,18 @@
 //! - Atomics in the header (`state`, `access`, `time`, `exptime`) are the
 //!   fields read or written without the stripe lock: read hits set access
 //!   bits; the evictor reads them and the state.
-//! - Pages never leave the cache; page-table slots are atomics, so locating
-//!   a chunk takes no lock.
+//! - **Page moves** happen under the donor's class lock and only for a page
+//!   with no OWNED chunk, after evicting its LINKED ones: an OWNED chunk
+//!   pins its page, so whoever owns a chunk may free it into the class its
+//!   page had. Pages never return to the allocator; page-table slots are
+//!   atomics, so locating a chunk takes no lock.
+//! - The `get` callback runs under the stripe lock and must not call back
+//!   into the cache.
+//!
+//! # Never
+//! Storage never reads the clock, never allocates on a read hit, never
+//! grows beyond its pages plus the bounded side tables above, and never
+//! holds two class locks or two stripe locks at once.
 
 mod arith;
 mod crawler;
