@@ -555,15 +555,26 @@ impl Cache {
         };
         let hash = self.index.hash(key);
         let stripe = self.index.stripe(hash);
-        if mode != StoreMode::Set || cas != 0 {
-            // Fail cheaply before allocating (and maybe evicting).
+        {
+            // Fail cheaply before allocating (and maybe evicting), and
+            // overwrite in place when the new item fits the old chunk's
+            // class.
             let mut t = lock(stripe);
             let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            drop(t);
-            self.release_found(f);
             if let Err(o) = self.check(mode, cas, cur.map(|c| c.1)) {
+                drop(t);
+                self.release_found(f);
                 return o;
             }
+            if let Some((old, _)) = cur {
+                if let Some(new_cas) = self.overwrite(old, id, flags, exptime, value, now) {
+                    return StoreOutcome::Stored {
+                        cas: self.reported(new_cas),
+                    };
+                }
+            }
+            drop(t);
+            self.release_found(f);
         }
         let Some(loc) = self.alloc(id, hash, now) else {
             return StoreOutcome::OutOfMemory;
@@ -587,6 +598,53 @@ impl Cache {
         }
         StoreOutcome::Stored {
             cas: self.reported(new_cas),
+        }
+    }
+
+    /// Rewrites a live item's value, flags and deadline in its own chunk
+    /// (stripe lock held) when the new item belongs to the same class, is
+    /// small enough to copy under the lock, and keeps the flags' presence —
+    /// so the key bytes, which the evictor may read without the stripe
+    /// lock, do not move. Saves the allocation and the free of a
+    /// replacement; the item keeps its place in the eviction order, like an
+    /// access. Returns the new CAS, or `None` when it does not apply.
+    fn overwrite(
+        &self,
+        loc: u32,
+        id: u8,
+        flags: u32,
+        exptime: RelTime,
+        value: &[u8],
+        now: RelTime,
+    ) -> Option<u64> {
+        const INPLACE_MAX: usize = 16 * 1024;
+        let it = self.slabs.item(loc);
+        if value.len() > INPLACE_MAX || self.slabs.class_of(loc) != id {
+            return None;
+        }
+        // SAFETY: live item under its stripe lock (the caller's); only
+        // stripe-lock holders read vlen, flags, value and CAS, and the key
+        // is not touched.
+        unsafe {
+            if (it.flags() != 0) != (flags != 0) {
+                return None;
+            }
+            let old_size = it.size() as u64;
+            it.set_flags_and_len(flags, value.len());
+            it.value_mut().copy_from_slice(value);
+            let class = self.slabs.class(id);
+            class.requested.fetch_sub(old_size, Ordering::Relaxed);
+            class
+                .requested
+                .fetch_add(it.size() as u64, Ordering::Relaxed);
+            let cas = self.next_cas();
+            it.set_cas(cas);
+            it.exptime().store(exptime, Ordering::Relaxed);
+            it.time().store(now, Ordering::Relaxed);
+            // A new value has not been read yet; its frequency stays.
+            it.access().fetch_and(!FETCHED, Ordering::Relaxed);
+            self.total_items.fetch_add(1, Ordering::Relaxed);
+            Some(cas)
         }
     }
 

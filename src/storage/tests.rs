@@ -709,3 +709,33 @@ fn op_timings() {
         s.hash_power_level
     );
 }
+
+#[test]
+fn overwrite_in_place_keeps_accounting() {
+    let c = cache_with(4 * MB);
+    let cas1 = stored(c.store(StoreMode::Set, b"k", 5, 0, &[b'x'; 100], 0, NOW));
+    get(&c, b"k", NOW);
+    let cas2 = stored(c.store(StoreMode::Set, b"k", 6, NOW + 9, &[b'y'; 90], 0, NOW + 1));
+    assert!(cas2 > cas1);
+    let r = c.get(b"k", NOW + 2, None, |it| {
+        (
+            it.value.to_vec(),
+            it.flags,
+            it.exptime,
+            it.fetched,
+            it.last_access,
+        )
+    });
+    assert_eq!(r, Lookup::Hit((vec![b'y'; 90], 6, NOW + 9, false, NOW + 1)));
+    let s = c.stats();
+    assert_eq!((s.curr_items, s.total_items), (1, 2));
+    assert_eq!(s.bytes, item::item_size(1, 90, 6) as u64);
+    // flags presence changes: a new chunk, same accounting
+    stored(c.store(StoreMode::Replace, b"k", 0, 0, &[b'z'; 90], 0, NOW));
+    let s = c.stats();
+    assert_eq!(
+        (s.curr_items, s.bytes),
+        (1, item::item_size(1, 90, 0) as u64)
+    );
+    assert_eq!(c.class_stats(NOW)[0].used_chunks, 1);
+}
