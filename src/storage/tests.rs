@@ -393,6 +393,18 @@ fn stats_follow_deletes() {
 }
 
 #[test]
+fn crawler_leaves_just_expired_items_to_readers() {
+    let c = cache_with(8 * MB);
+    stored(c.store(StoreMode::Set, b"k", 0, NOW + 1, b"v", 0, NOW));
+    while c.maintain(NOW + 2) {}
+    assert_eq!(c.stats().crawler_reclaimed, 0);
+    assert_eq!(c.get(b"k", NOW + 2, None, |_| ()), Lookup::Expired);
+    stored(c.store(StoreMode::Set, b"j", 0, NOW + 1, b"v", 0, NOW));
+    while c.maintain(NOW + 3) {}
+    assert_eq!(c.stats().crawler_reclaimed, 1);
+}
+
+#[test]
 fn crawler_reclaims_in_background() {
     let c = cache_with(8 * MB);
     for i in 0..5000u32 {
