@@ -13,5 +13,10 @@
 //! `storage::Cache` → `protocol::text::encode` → `server::conn`.
 
 pub mod clock;
+pub mod config;
+pub mod exec;
 pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod stats;
 pub mod storage;

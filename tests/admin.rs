@@ -10,9 +10,15 @@ fn version_reply_shape() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     let line = c.cmd("version");
-    assert!(line.starts_with("VERSION ") && line.ends_with("\r\n"), "{line:?}");
+    assert!(
+        line.starts_with("VERSION ") && line.ends_with("\r\n"),
+        "{line:?}"
+    );
     let v = &line[8..line.len() - 2];
-    assert!(!v.is_empty() && v.chars().all(|ch| ch.is_ascii_digit() || ch == '.'), "non-numeric version {v:?}");
+    assert!(
+        !v.is_empty() && v.chars().all(|ch| ch.is_ascii_digit() || ch == '.'),
+        "non-numeric version {v:?}"
+    );
     // Extra tokens are ignored.
     c.roundtrip(b"version extra\r\n", line.as_bytes());
 }
@@ -27,7 +33,10 @@ fn verbosity() {
     c.roundtrip(b"verbosity 0 noreply\r\nversion\r\n", b"VERSION ");
     c.read_line();
     c.roundtrip(b"verbosity\r\n", b"ERROR\r\n");
-    c.roundtrip(b"verbosity abc\r\n", b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        b"verbosity abc\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
 }
 
 #[test]
@@ -46,8 +55,14 @@ fn cache_memlimit() {
 fn cache_memlimit_too_small() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    c.roundtrip(b"cache_memlimit 0\r\n", b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n");
-    c.roundtrip(b"cache_memlimit 7\r\n", b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n");
+    c.roundtrip(
+        b"cache_memlimit 0\r\n",
+        b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
+    );
+    c.roundtrip(
+        b"cache_memlimit 7\r\n",
+        b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
+    );
     c.roundtrip(b"cache_memlimit 8\r\n", b"OK\r\n");
 }
 
@@ -68,7 +83,9 @@ fn shutdown_with_dash_a_exits_cleanly() {
     let mut c = s.conn();
     c.send(b"shutdown\r\n");
     c.expect_closed();
-    let st = s.wait_exit(Duration::from_secs(10)).expect("server did not exit after shutdown");
+    let st = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("server did not exit after shutdown");
     assert_eq!(st.code(), Some(0), "exit status {st:?}");
 }
 
@@ -78,7 +95,9 @@ fn shutdown_graceful_with_dash_a() {
     let mut c = s.conn();
     c.send(b"shutdown graceful\r\n");
     c.expect_closed();
-    let st = s.wait_exit(Duration::from_secs(10)).expect("server did not exit after shutdown graceful");
+    let st = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("server did not exit after shutdown graceful");
     assert_eq!(st.code(), Some(0), "exit status {st:?}");
 }
 
@@ -86,8 +105,14 @@ fn shutdown_graceful_with_dash_a() {
 fn shutdown_bad_mode() {
     let mut s = Server::start(&["-A"]);
     let mut c = s.conn();
-    c.roundtrip(b"shutdown now\r\n", b"CLIENT_ERROR invalid shutdown mode\r\n");
-    c.roundtrip(b"shutdown 1 2\r\n", b"CLIENT_ERROR invalid shutdown mode\r\n");
+    c.roundtrip(
+        b"shutdown now\r\n",
+        b"CLIENT_ERROR invalid shutdown mode\r\n",
+    );
+    c.roundtrip(
+        b"shutdown 1 2\r\n",
+        b"CLIENT_ERROR invalid shutdown mode\r\n",
+    );
     assert!(s.is_running());
 }
 
@@ -97,7 +122,9 @@ fn sigterm_exits_zero() {
     let mut c = s.conn();
     c.set("k", b"v");
     s.signal(libc::SIGTERM);
-    let st = s.wait_exit(Duration::from_secs(10)).expect("server ignored SIGTERM");
+    let st = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("server ignored SIGTERM");
     assert_eq!(st.code(), Some(0), "exit status {st:?}");
     let (_, closed) = c.read_to_close(Duration::from_secs(5));
     assert!(closed, "client connection left open after exit");
@@ -108,7 +135,9 @@ fn sigint_exits_zero() {
     let mut s = Server::start(&[]);
     let _c = s.conn();
     s.signal(libc::SIGINT);
-    let st = s.wait_exit(Duration::from_secs(10)).expect("server ignored SIGINT");
+    let st = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("server ignored SIGINT");
     assert_eq!(st.code(), Some(0), "exit status {st:?}");
 }
 
@@ -134,6 +163,8 @@ fn sigterm_flushes_pending_replies() {
     assert!(closed);
     assert_eq!(rest.len(), want.len(), "replies cut short by shutdown");
     assert!(rest == want, "reply bytes differ");
-    let st = s.wait_exit(Duration::from_secs(10)).expect("server ignored SIGTERM");
+    let st = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("server ignored SIGTERM");
     assert_eq!(st.code(), Some(0));
 }

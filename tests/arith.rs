@@ -45,8 +45,14 @@ fn incr_grows_value_length() {
     c.set_full("n", 9, 0, b"99");
     c.roundtrip(b"incr n 1\r\n", b"100\r\n");
     c.roundtrip(b"get n\r\n", b"VALUE n 9 3\r\n100\r\nEND\r\n");
-    c.roundtrip(b"incr n 18446744073709551000\r\n", b"18446744073709551100\r\n");
-    c.roundtrip(b"get n\r\n", b"VALUE n 9 20\r\n18446744073709551100\r\nEND\r\n");
+    c.roundtrip(
+        b"incr n 18446744073709551000\r\n",
+        b"18446744073709551100\r\n",
+    );
+    c.roundtrip(
+        b"get n\r\n",
+        b"VALUE n 9 20\r\n18446744073709551100\r\nEND\r\n",
+    );
 }
 
 #[test]
@@ -78,7 +84,14 @@ fn non_numeric_values() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     let err: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
-    for v in [&b"abc"[..], b"-5", b"0x1", b"1.5", b"184467440737095516150", b""] {
+    for v in [
+        &b"abc"[..],
+        b"-5",
+        b"0x1",
+        b"1.5",
+        b"184467440737095516150",
+        b"",
+    ] {
         c.set("n", v);
         c.roundtrip(b"incr n 1\r\n", err);
         c.roundtrip(b"decr n 1\r\n", err);
@@ -102,7 +115,13 @@ fn invalid_delta() {
     let mut c = s.conn();
     c.set("n", b"5");
     let err: &[u8] = b"CLIENT_ERROR invalid numeric delta argument\r\n";
-    for d in ["-1", "abc", "18446744073709551616", "1.5", "99999999999999999999999"] {
+    for d in [
+        "-1",
+        "abc",
+        "18446744073709551616",
+        "1.5",
+        "99999999999999999999999",
+    ] {
         c.roundtrip(format!("incr n {d}\r\n").as_bytes(), err);
         c.roundtrip(format!("decr n {d}\r\n").as_bytes(), err);
     }
@@ -138,5 +157,8 @@ fn incr_result_is_a_new_cas() {
     c.set("n", b"1");
     let (_, cas) = c.gets("n").unwrap();
     c.roundtrip(b"incr n 1\r\n", b"2\r\n");
-    c.roundtrip(format!("cas n 0 0 1 {cas}\r\n9\r\n").as_bytes(), b"EXISTS\r\n");
+    c.roundtrip(
+        format!("cas n 0 0 1 {cas}\r\n9\r\n").as_bytes(),
+        b"EXISTS\r\n",
+    );
 }

@@ -64,32 +64,56 @@ fn flags_above_u32_max() {
         b"set f 18446744073709551616 0 1\r\nx\r\n",
         b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
     );
-    c.roundtrip(b"set f -1 0 1\r\nx\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
-    c.roundtrip(b"set f abc 0 1\r\nx\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    c.roundtrip(
+        b"set f -1 0 1\r\nx\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
+    c.roundtrip(
+        b"set f abc 0 1\r\nx\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
     after(&s, Some(&mut c));
 }
 
 #[test]
 fn negative_byte_count() {
     let (s, mut c) = setup(&[]);
-    c.roundtrip(b"set k 0 0 -1\r\n", b"CLIENT_ERROR bad command line format\r\n");
-    c.roundtrip(b"append precious 0 0 -5\r\n", b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        b"set k 0 0 -1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(
+        b"append precious 0 0 -5\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     after(&s, Some(&mut c));
 }
 
 #[test]
 fn overflowing_byte_count() {
     let (s, mut c) = setup(&[]);
-    c.roundtrip(b"set k 0 0 99999999999999999999\r\n", b"CLIENT_ERROR bad command line format\r\n");
-    c.roundtrip(b"set k 0 0 abc\r\n", b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        b"set k 0 0 99999999999999999999\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(
+        b"set k 0 0 abc\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     after(&s, Some(&mut c));
 }
 
 #[test]
 fn byte_count_of_2_pow_31() {
     let (s, mut c) = setup(&[]);
-    c.roundtrip(b"set k 0 0 2147483648\r\n", b"CLIENT_ERROR bad command line format\r\n");
-    c.roundtrip(b"set k 0 0 2147483647\r\n", b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        b"set k 0 0 2147483648\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(
+        b"set k 0 0 2147483647\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     after(&s, Some(&mut c));
 }
 
@@ -103,16 +127,28 @@ fn huge_byte_count_is_too_large_and_swallowed() {
     for _ in 0..20 {
         c.send(&chunk);
     }
-    c.roundtrip(b"\r\nget k\r\n", b"SERVER_ERROR object too large for cache\r\nEND\r\n");
+    c.roundtrip(
+        b"\r\nget k\r\n",
+        b"SERVER_ERROR object too large for cache\r\nEND\r\n",
+    );
     after(&s, Some(&mut c));
 }
 
 #[test]
 fn non_numeric_exptime() {
     let (s, mut c) = setup(&[]);
-    c.roundtrip(b"set k 0 soon 1\r\nx\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
-    c.roundtrip(b"touch precious soon\r\n", b"CLIENT_ERROR invalid exptime argument\r\n");
-    c.roundtrip(b"gat soon precious\r\n", b"CLIENT_ERROR invalid exptime argument\r\n");
+    c.roundtrip(
+        b"set k 0 soon 1\r\nx\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
+    c.roundtrip(
+        b"touch precious soon\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    );
+    c.roundtrip(
+        b"gat soon precious\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    );
     after(&s, Some(&mut c));
 }
 
@@ -120,8 +156,14 @@ fn non_numeric_exptime() {
 fn non_numeric_delta() {
     let (s, mut c) = setup(&[]);
     c.set("n", b"1");
-    c.roundtrip(b"incr n one\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n");
-    c.roundtrip(b"decr n 1e3\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n");
+    c.roundtrip(
+        b"incr n one\r\n",
+        b"CLIENT_ERROR invalid numeric delta argument\r\n",
+    );
+    c.roundtrip(
+        b"decr n 1e3\r\n",
+        b"CLIENT_ERROR invalid numeric delta argument\r\n",
+    );
     c.roundtrip(b"get n\r\n", b"VALUE n 0 1\r\n1\r\nEND\r\n");
     after(&s, Some(&mut c));
 }
@@ -134,12 +176,27 @@ fn key_over_250_bytes() {
         format!("set {k} 0 0 1\r\nx\r\n").as_bytes(),
         b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
     );
-    c.roundtrip(format!("get {k}\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\n");
-    c.roundtrip(format!("delete {k}\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\n");
-    c.roundtrip(format!("incr {k} 1\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\n");
-    c.roundtrip(format!("touch {k} 1\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        format!("get {k}\r\n").as_bytes(),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(
+        format!("delete {k}\r\n").as_bytes(),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(
+        format!("incr {k} 1\r\n").as_bytes(),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(
+        format!("touch {k} 1\r\n").as_bytes(),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     let k = "k".repeat(1000);
-    c.roundtrip(format!("get {k}\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        format!("get {k}\r\n").as_bytes(),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     after(&s, Some(&mut c));
 }
 
@@ -185,8 +242,14 @@ fn key_with_nul_byte() {
 #[test]
 fn data_block_longer_than_announced() {
     let (s, mut c) = setup(&[]);
-    c.roundtrip(b"set precious 0 0 3\r\nabcde\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n");
-    c.roundtrip(b"set k 0 0 1\r\nab\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n");
+    c.roundtrip(
+        b"set precious 0 0 3\r\nabcde\r\n",
+        b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+    );
+    c.roundtrip(
+        b"set k 0 0 1\r\nab\r\n",
+        b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"END\r\n");
     after(&s, Some(&mut c));
 }
@@ -195,7 +258,10 @@ fn data_block_longer_than_announced() {
 fn data_block_shorter_than_announced() {
     let (s, mut c) = setup(&[]);
     // 8 bytes announced, 3 sent: the next command is eaten as data and the chunk is bad.
-    c.roundtrip(b"set precious 0 0 8\r\nabc\r\nget k\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n");
+    c.roundtrip(
+        b"set precious 0 0 8\r\nabc\r\nget k\r\n",
+        b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+    );
     // Data split over several writes with a pause is still one block.
     c.send(b"set k 0 0 10\r\nabc");
     c.expect_silence(Duration::from_millis(200));

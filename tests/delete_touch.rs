@@ -81,7 +81,10 @@ fn touch_bad_arguments() {
     let mut c = s.conn();
     c.set("k", b"v");
     c.roundtrip(b"touch k\r\n", b"ERROR\r\n");
-    c.roundtrip(b"touch k abc\r\n", b"CLIENT_ERROR invalid exptime argument\r\n");
+    c.roundtrip(
+        b"touch k abc\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n");
 }
 
@@ -101,7 +104,10 @@ fn touch_shortens_life() {
     let mut c = s.conn();
     c.set("k", b"v");
     c.roundtrip(b"touch k 1\r\n", b"TOUCHED\r\n");
-    assert!(wait_until(Duration::from_secs(4), || c.get("k").is_none()), "touched item never expired");
+    assert!(
+        wait_until(Duration::from_secs(4), || c.get("k").is_none()),
+        "touched item never expired"
+    );
 }
 
 #[test]

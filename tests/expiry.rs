@@ -15,9 +15,16 @@ fn relative_ttl_expires() {
     c.set_full("forever", 0, 0, b"v");
     c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n");
     let start = Instant::now();
-    assert!(wait_until(Duration::from_secs(4), || c.get("k").is_none()), "1 s item still there after 4 s");
+    assert!(
+        wait_until(Duration::from_secs(4), || c.get("k").is_none()),
+        "1 s item still there after 4 s"
+    );
     // With a one-second clock the item lives at most ~2 s.
-    assert!(start.elapsed() < Duration::from_millis(2600), "expired too late: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(2600),
+        "expired too late: {:?}",
+        start.elapsed()
+    );
     c.roundtrip(b"get forever\r\n", b"VALUE forever 0 1\r\nv\r\nEND\r\n");
 }
 
@@ -46,7 +53,10 @@ fn negative_exptime_is_immediately_expired() {
 fn thirty_days_is_relative() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    c.roundtrip(format!("set k 0 {THIRTY_DAYS} 1\r\nx\r\n").as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("set k 0 {THIRTY_DAYS} 1\r\nx\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nx\r\nEND\r\n");
 }
 
@@ -55,13 +65,22 @@ fn above_thirty_days_is_absolute() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     // 30 days + 1 s as an absolute unix time is in 1970: already expired.
-    c.roundtrip(format!("set k 0 {} 1\r\nx\r\n", THIRTY_DAYS + 1).as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("set k 0 {} 1\r\nx\r\n", THIRTY_DAYS + 1).as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"END\r\n");
     // An absolute time in the past.
-    c.roundtrip(format!("set k 0 {} 1\r\nx\r\n", unix_now() - 100).as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("set k 0 {} 1\r\nx\r\n", unix_now() - 100).as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"END\r\n");
     // An absolute time in the future.
-    c.roundtrip(format!("set k 0 {} 1\r\nx\r\n", unix_now() + 100).as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("set k 0 {} 1\r\nx\r\n", unix_now() + 100).as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nx\r\nEND\r\n");
 }
 
@@ -69,9 +88,15 @@ fn above_thirty_days_is_absolute() {
 fn absolute_time_expires() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    c.roundtrip(format!("set k 0 {} 1\r\nx\r\n", unix_now() + 2).as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("set k 0 {} 1\r\nx\r\n", unix_now() + 2).as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nx\r\nEND\r\n");
-    assert!(wait_until(Duration::from_secs(5), || c.get("k").is_none()), "absolute expiry not honoured");
+    assert!(
+        wait_until(Duration::from_secs(5), || c.get("k").is_none()),
+        "absolute expiry not honoured"
+    );
 }
 
 #[test]
@@ -95,8 +120,14 @@ fn expired_items_are_gone_for_every_command() {
 fn non_numeric_exptime_is_rejected() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    c.roundtrip(b"set k 0 abc 1\r\nx\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
-    c.roundtrip(b"set k 0 1.5 1\r\nx\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    c.roundtrip(
+        b"set k 0 abc 1\r\nx\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
+    c.roundtrip(
+        b"set k 0 1.5 1\r\nx\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"END\r\n");
 }
 

@@ -39,7 +39,10 @@ fn flush_all_bad_delay() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     c.set("a", b"v");
-    c.roundtrip(b"flush_all abc\r\n", b"CLIENT_ERROR invalid exptime argument\r\n");
+    c.roundtrip(
+        b"flush_all abc\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    );
     c.roundtrip(b"get a\r\n", b"VALUE a 0 1\r\nv\r\nEND\r\n");
 }
 
@@ -79,7 +82,10 @@ fn flush_disabled_with_dash_f() {
     let mut c = s.conn();
     c.set("a", b"v");
     c.roundtrip(b"flush_all\r\n", b"CLIENT_ERROR flush_all not allowed\r\n");
-    c.roundtrip(b"flush_all 10\r\n", b"CLIENT_ERROR flush_all not allowed\r\n");
+    c.roundtrip(
+        b"flush_all 10\r\n",
+        b"CLIENT_ERROR flush_all not allowed\r\n",
+    );
     c.send(b"flush_all noreply\r\n");
     c.roundtrip(b"get a\r\n", b"VALUE a 0 1\r\nv\r\nEND\r\n");
 }

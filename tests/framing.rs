@@ -9,7 +9,10 @@ use std::time::Duration;
 fn bare_newline_terminates_command_lines() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    c.roundtrip(b"set k 0 0 1\nx\r\nget k\n", b"STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n");
+    c.roundtrip(
+        b"set k 0 0 1\nx\r\nget k\n",
+        b"STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n",
+    );
     c.roundtrip(b"version\n", b"VERSION ");
     c.read_line();
     c.roundtrip(b"delete k\n", b"DELETED\r\n");
@@ -50,12 +53,27 @@ fn many_commands_in_one_write() {
     let mut req = Vec::new();
     let mut want = Vec::new();
     for i in 0..200 {
-        req.extend(store_cmd("set", &format!("k{i}"), i, 0, format!("value-{i}").as_bytes(), ""));
+        req.extend(store_cmd(
+            "set",
+            &format!("k{i}"),
+            i,
+            0,
+            format!("value-{i}").as_bytes(),
+            "",
+        ));
         want.extend_from_slice(b"STORED\r\n");
         req.extend_from_slice(format!("get k{i}\r\n").as_bytes());
-        want.extend_from_slice(format!("VALUE k{i} {i} {}\r\nvalue-{i}\r\nEND\r\n", format!("value-{i}").len()).as_bytes());
+        want.extend_from_slice(
+            format!(
+                "VALUE k{i} {i} {}\r\nvalue-{i}\r\nEND\r\n",
+                format!("value-{i}").len()
+            )
+            .as_bytes(),
+        );
         req.extend_from_slice(format!("incr k{i} 1\r\ndelete k{i}\r\n").as_bytes());
-        want.extend_from_slice(b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\nDELETED\r\n");
+        want.extend_from_slice(
+            b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\nDELETED\r\n",
+        );
     }
     c.roundtrip(&req, &want);
 }

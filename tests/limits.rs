@@ -31,18 +31,28 @@ fn connection_limit() {
     for _ in 0..limit + 5 {
         match try_conn(&s) {
             Some(c) => {
-                assert_eq!(rejected, 0, "a connection was accepted after one was rejected");
+                assert_eq!(
+                    rejected, 0,
+                    "a connection was accepted after one was rejected"
+                );
                 open.push(c);
             }
             None => rejected += 1,
         }
     }
-    assert!(rejected >= 5, "no connection beyond -c {limit} was rejected");
+    assert!(
+        rejected >= 5,
+        "no connection beyond -c {limit} was rejected"
+    );
     if is_memcached() {
         // memcached keeps some descriptors in reserve, so it serves fewer than -c clients.
         assert!(!open.is_empty() && open.len() <= limit);
     } else {
-        assert_eq!(open.len(), limit, "ferrocache serves exactly -c client connections");
+        assert_eq!(
+            open.len(),
+            limit,
+            "ferrocache serves exactly -c client connections"
+        );
     }
     let st = open[0].stats("");
     assert_eq!(st["rejected_connections"], rejected.to_string());
@@ -52,7 +62,9 @@ fn connection_limit() {
     let mut c = open.pop().unwrap();
     drop(c.stats(""));
     assert!(
-        wait_until(Duration::from_secs(5), || c.stat("curr_connections") as usize == n - 1),
+        wait_until(Duration::from_secs(5), || c.stat("curr_connections")
+            as usize
+            == n - 1),
         "closed connection still counted"
     );
     drop(c);
@@ -81,7 +93,10 @@ fn no_eviction_mode_reports_out_of_memory() {
             assert!(first_err.is_none(), "stored after memory ran out");
             stored += 1;
         } else {
-            assert_eq!(esc(&line), esc(b"SERVER_ERROR out of memory storing object\r\n"));
+            assert_eq!(
+                esc(&line),
+                esc(b"SERVER_ERROR out of memory storing object\r\n")
+            );
             first_err.get_or_insert(i);
         }
     }
@@ -89,7 +104,10 @@ fn no_eviction_mode_reports_out_of_memory() {
     assert!(stored >= 40, "only {stored} x 100 KB fit in 8 MB");
     // Nothing was evicted: every stored key is still there.
     for i in 0..stored {
-        assert!(c.get(&format!("k{i}")).is_some(), "k{i} was evicted under -M");
+        assert!(
+            c.get(&format!("k{i}")).is_some(),
+            "k{i} was evicted under -M"
+        );
     }
     assert_eq!(c.stat("evictions"), 0);
     // Deleting makes room again.
@@ -110,7 +128,11 @@ fn eviction_keeps_recent_keys() {
         c.expect(b"STORED\r\n");
     }
     for i in 290..300 {
-        assert_eq!(c.get(&format!("k{i}")).as_deref(), Some(&val[..]), "recent key k{i} was evicted");
+        assert_eq!(
+            c.get(&format!("k{i}")).as_deref(),
+            Some(&val[..]),
+            "recent key k{i} was evicted"
+        );
     }
     assert!(c.get("k0").is_none(), "30 MB of values fit in 8 MB?");
     let st = c.stats("");
@@ -129,7 +151,10 @@ fn recently_read_keys_survive_eviction() {
         c.send(&store_cmd("set", &format!("k{i}"), 0, 0, &val, ""));
         c.expect(b"STORED\r\n");
         if i % 20 == 0 {
-            assert!(c.get("hot").is_some(), "frequently read key evicted after {i} writes");
+            assert!(
+                c.get("hot").is_some(),
+                "frequently read key evicted after {i} writes"
+            );
         }
     }
 }
@@ -165,7 +190,10 @@ fn slab_rebalancing_after_size_shift() {
             hits += 1;
         }
     }
-    assert!(hits >= 45, "only {hits} of the 50 most recent 10 KB values are retrievable");
+    assert!(
+        hits >= 45,
+        "only {hits} of the 50 most recent 10 KB values are retrievable"
+    );
 }
 
 #[test]
@@ -191,9 +219,15 @@ fn idle_timeout_closes_idle_connections() {
         }
         ((), closed)
     };
-    assert!(closed, "idle connection still open after 10 s with idle_timeout=2");
+    assert!(
+        closed,
+        "idle connection still open after 10 s with idle_timeout=2"
+    );
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(1500), "closed too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "closed too early: {took:?}"
+    );
     // The active connection survived.
     busy.roundtrip(b"version\r\n", b"VERSION ");
 }

@@ -33,7 +33,10 @@ fn multiget_in_request_order_skipping_misses() {
         b"VALUE b 2 2\r\nBB\r\nVALUE a 1 1\r\nA\r\nVALUE b 2 2\r\nBB\r\nEND\r\n",
     );
     // Extra spaces between keys are tolerated.
-    c.roundtrip(b"get   a    b  \r\n", b"VALUE a 1 1\r\nA\r\nVALUE b 2 2\r\nBB\r\nEND\r\n");
+    c.roundtrip(
+        b"get   a    b  \r\n",
+        b"VALUE a 1 1\r\nA\r\nVALUE b 2 2\r\nBB\r\nEND\r\n",
+    );
 }
 
 #[test]
@@ -47,7 +50,10 @@ fn gets_returns_cas_usable_by_cas() {
     assert_eq!(&parts[..4], ["VALUE", "a", "3", "3"], "line {line:?}");
     let cas: u64 = parts[4].parse().expect("cas is a u64");
     c.expect(b"one\r\nEND\r\n");
-    c.roundtrip(format!("cas a 4 0 3 {cas}\r\ntwo\r\n").as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("cas a 4 0 3 {cas}\r\ntwo\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"get a\r\n", b"VALUE a 4 3\r\ntwo\r\nEND\r\n");
 }
 
@@ -75,7 +81,14 @@ fn multiget_of_thousands_of_keys() {
     // Store every other key, pipelined with noreply.
     let mut batch = Vec::new();
     for i in (0..n).step_by(2) {
-        batch.extend(store_cmd("set", &format!("key:{i:05}"), i as u32, 0, format!("val{i}").as_bytes(), "noreply"));
+        batch.extend(store_cmd(
+            "set",
+            &format!("key:{i:05}"),
+            i as u32,
+            0,
+            format!("val{i}").as_bytes(),
+            "noreply",
+        ));
     }
     c.send(&batch);
     let mut line = b"get".to_vec();
@@ -83,7 +96,10 @@ fn multiget_of_thousands_of_keys() {
         line.extend_from_slice(format!(" key:{i:05}").as_bytes());
     }
     line.extend_from_slice(b"\r\n");
-    assert!(line.len() > 40_000, "the request line is far over 2048 bytes");
+    assert!(
+        line.len() > 40_000,
+        "the request line is far over 2048 bytes"
+    );
     c.send(&line);
     let r = c.read_get_reply();
     assert_eq!(r.len(), n / 2);
@@ -119,9 +135,15 @@ fn gats_returns_cas() {
     let mut c = s.conn();
     c.set_full("t", 5, 0, b"val");
     let (_, cas) = c.gets("t").unwrap();
-    c.roundtrip(b"gats 0 t\r\n", format!("VALUE t 5 3 {cas}\r\nval\r\nEND\r\n").as_bytes());
+    c.roundtrip(
+        b"gats 0 t\r\n",
+        format!("VALUE t 5 3 {cas}\r\nval\r\nEND\r\n").as_bytes(),
+    );
     // gat does not modify the item: the CAS stays usable.
-    c.roundtrip(format!("cas t 0 0 1 {cas}\r\nx\r\n").as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("cas t 0 0 1 {cas}\r\nx\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
 }
 
 #[test]
@@ -138,8 +160,14 @@ fn gat_bad_exptime() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     c.set("t", b"v");
-    c.roundtrip(b"gat abc t\r\n", b"CLIENT_ERROR invalid exptime argument\r\n");
-    c.roundtrip(b"gats 1x t\r\n", b"CLIENT_ERROR invalid exptime argument\r\n");
+    c.roundtrip(
+        b"gat abc t\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    );
+    c.roundtrip(
+        b"gats 1x t\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    );
     c.roundtrip(b"get t\r\n", b"VALUE t 0 1\r\nv\r\nEND\r\n");
 }
 
@@ -150,11 +178,20 @@ fn key_of_250_bytes_ok_251_rejected() {
     let k250 = "k".repeat(250);
     let k251 = "k".repeat(251);
     c.set(&k250, b"x");
-    c.roundtrip(format!("get {k250}\r\n").as_bytes(), format!("VALUE {k250} 0 1\r\nx\r\nEND\r\n").as_bytes());
-    c.roundtrip(format!("get {k251}\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        format!("get {k250}\r\n").as_bytes(),
+        format!("VALUE {k250} 0 1\r\nx\r\nEND\r\n").as_bytes(),
+    );
+    c.roundtrip(
+        format!("get {k251}\r\n").as_bytes(),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     // A too-long key anywhere in a multiget rejects the whole command: the values already
     // found are not sent.
-    c.roundtrip(format!("get {k250} {k251}\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        format!("get {k250} {k251}\r\n").as_bytes(),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     c.roundtrip(b"version\r\n", b"VERSION ");
 }
 
@@ -164,5 +201,8 @@ fn values_containing_protocol_text_are_not_confused() {
     let mut c = s.conn();
     c.set("p", b"END\r\nVALUE p 0 1\r\n");
     c.set("q", b"q");
-    c.roundtrip(b"get p q\r\n", b"VALUE p 0 18\r\nEND\r\nVALUE p 0 1\r\n\r\nVALUE q 0 1\r\nq\r\nEND\r\n");
+    c.roundtrip(
+        b"get p q\r\n",
+        b"VALUE p 0 18\r\nEND\r\nVALUE p 0 1\r\n\r\nVALUE q 0 1\r\nq\r\nEND\r\n",
+    );
 }

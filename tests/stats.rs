@@ -6,13 +6,46 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const REQUIRED: &[&str] = &[
-    "pid", "uptime", "time", "version", "pointer_size", "rusage_user", "rusage_system",
-    "curr_connections", "total_connections", "rejected_connections", "cmd_get", "cmd_set",
-    "cmd_flush", "cmd_touch", "get_hits", "get_misses", "get_expired", "get_flushed",
-    "delete_hits", "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses",
-    "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses", "bytes_read",
-    "bytes_written", "limit_maxbytes", "threads", "bytes", "curr_items", "total_items",
-    "expired_unfetched", "evicted_unfetched", "evictions", "reclaimed",
+    "pid",
+    "uptime",
+    "time",
+    "version",
+    "pointer_size",
+    "rusage_user",
+    "rusage_system",
+    "curr_connections",
+    "total_connections",
+    "rejected_connections",
+    "cmd_get",
+    "cmd_set",
+    "cmd_flush",
+    "cmd_touch",
+    "get_hits",
+    "get_misses",
+    "get_expired",
+    "get_flushed",
+    "delete_hits",
+    "delete_misses",
+    "incr_hits",
+    "incr_misses",
+    "decr_hits",
+    "decr_misses",
+    "cas_hits",
+    "cas_misses",
+    "cas_badval",
+    "touch_hits",
+    "touch_misses",
+    "bytes_read",
+    "bytes_written",
+    "limit_maxbytes",
+    "threads",
+    "bytes",
+    "curr_items",
+    "total_items",
+    "expired_unfetched",
+    "evicted_unfetched",
+    "evictions",
+    "reclaimed",
 ];
 
 fn num(st: &HashMap<String, String>, name: &str) -> u64 {
@@ -37,8 +70,13 @@ fn required_fields_present_and_sane() {
             "version" => {}
             "rusage_user" | "rusage_system" => {
                 let v = &st[*name];
-                let (a, b) = v.split_once('.').unwrap_or_else(|| panic!("{name} = {v} is not seconds.micros"));
-                assert!(a.parse::<u64>().is_ok() && b.len() == 6 && b.parse::<u64>().is_ok(), "{name} = {v}");
+                let (a, b) = v
+                    .split_once('.')
+                    .unwrap_or_else(|| panic!("{name} = {v} is not seconds.micros"));
+                assert!(
+                    a.parse::<u64>().is_ok() && b.len() == 6 && b.parse::<u64>().is_ok(),
+                    "{name} = {v}"
+                );
             }
             _ => {
                 num(&st, name);
@@ -48,7 +86,11 @@ fn required_fields_present_and_sane() {
     assert_eq!(num(&st, "pid"), s.pid() as u64);
     assert!(num(&st, "uptime") < 60);
     let t = num(&st, "time") as i64;
-    assert!((t - unix_now()).abs() <= 3, "time {t} vs now {}", unix_now());
+    assert!(
+        (t - unix_now()).abs() <= 3,
+        "time {t} vs now {}",
+        unix_now()
+    );
     assert!(matches!(num(&st, "pointer_size"), 32 | 64));
     assert_eq!(num(&st, "limit_maxbytes"), 64 * 1024 * 1024);
     assert_eq!(num(&st, "threads"), 3);
@@ -58,7 +100,10 @@ fn required_fields_present_and_sane() {
     assert_eq!(num(&st, "evictions"), 0);
     assert!(num(&st, "curr_connections") >= 1);
     assert!(num(&st, "total_connections") >= num(&st, "curr_connections"));
-    c.roundtrip(b"version\r\n", format!("VERSION {}\r\n", st["version"]).as_bytes());
+    c.roundtrip(
+        b"version\r\n",
+        format!("VERSION {}\r\n", st["version"]).as_bytes(),
+    );
 }
 
 #[test]
@@ -66,14 +111,23 @@ fn version_is_numeric_and_recent() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     let line = c.cmd("version");
-    let v = line.strip_prefix("VERSION ").unwrap_or_else(|| panic!("{line:?}")).trim_end_matches("\r\n");
+    let v = line
+        .strip_prefix("VERSION ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .trim_end_matches("\r\n");
     let parts: Vec<u64> = v
         .split('.')
         .take(3)
-        .map(|p| p.parse().unwrap_or_else(|_| panic!("version {v:?} is not numeric")))
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|_| panic!("version {v:?} is not numeric"))
+        })
         .collect();
     assert!(parts.len() == 3, "version {v:?} needs three numbers");
-    assert!((parts[0], parts[1], parts[2]) >= (1, 4, 14), "version {v} is older than 1.4.14");
+    assert!(
+        (parts[0], parts[1], parts[2]) >= (1, 4, 14),
+        "version {v} is older than 1.4.14"
+    );
 }
 
 #[test]
@@ -133,8 +187,14 @@ fn delete_incr_decr_touch_cas_counters() {
     c.roundtrip(b"touch n 0\r\n", b"TOUCHED\r\n");
     c.roundtrip(b"touch x 0\r\n", b"NOT_FOUND\r\n");
     let (_, cas) = c.gets("n").unwrap();
-    c.roundtrip(format!("cas n 0 0 1 {}\r\n1\r\n", cas + 1).as_bytes(), b"EXISTS\r\n");
-    c.roundtrip(format!("cas n 0 0 1 {cas}\r\n1\r\n").as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("cas n 0 0 1 {}\r\n1\r\n", cas + 1).as_bytes(),
+        b"EXISTS\r\n",
+    );
+    c.roundtrip(
+        format!("cas n 0 0 1 {cas}\r\n1\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"cas x 0 0 1 1\r\n1\r\n", b"NOT_FOUND\r\n");
     c.roundtrip(b"delete n\r\n", b"DELETED\r\n");
     c.roundtrip(b"delete n\r\n", b"NOT_FOUND\r\n");
@@ -182,7 +242,8 @@ fn connection_counters() {
     assert!(num(&st, "total_connections") >= total0 + 5);
     drop(extra);
     assert!(
-        wait_until(Duration::from_secs(5), || c.stat("curr_connections") == curr0),
+        wait_until(Duration::from_secs(5), || c.stat("curr_connections")
+            == curr0),
         "curr_connections did not drop back to {curr0}"
     );
     assert_eq!(c.stat("rejected_connections"), 0);
@@ -198,8 +259,14 @@ fn bytes_read_and_written_move() {
     c.set("big", &big);
     assert_eq!(c.get("big").unwrap(), big);
     let st = c.stats("");
-    assert!(num(&st, "bytes_read") >= r0 + 10_000, "bytes_read did not count the value");
-    assert!(num(&st, "bytes_written") >= w0 + 10_000, "bytes_written did not count the value");
+    assert!(
+        num(&st, "bytes_read") >= r0 + 10_000,
+        "bytes_read did not count the value"
+    );
+    assert!(
+        num(&st, "bytes_written") >= w0 + 10_000,
+        "bytes_written did not count the value"
+    );
 }
 
 #[test]
@@ -207,7 +274,10 @@ fn uptime_ticks() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     let u0 = c.stat("uptime");
-    assert!(wait_until(Duration::from_secs(4), || c.stat("uptime") > u0), "uptime does not advance");
+    assert!(
+        wait_until(Duration::from_secs(4), || c.stat("uptime") > u0),
+        "uptime does not advance"
+    );
 }
 
 #[test]
@@ -253,7 +323,11 @@ fn stats_settings_reflect_switches() {
     assert_eq!(st["cas_enabled"], "no");
     assert_eq!(st["evictions"], "off");
     assert_eq!(st["flush_enabled"], "no");
-    assert_eq!(st["maxbytes"], (64 * 1024 * 1024).to_string(), "default -m is 64 MB");
+    assert_eq!(
+        st["maxbytes"],
+        (64 * 1024 * 1024).to_string(),
+        "default -m is 64 MB"
+    );
     assert_eq!(st["maxconns"], "1024");
 }
 
@@ -299,8 +373,15 @@ fn stats_slabs_shape() {
         .map(|(_, v)| v.parse().unwrap())
         .collect();
     assert!(!chunk_sizes.is_empty());
-    assert!(chunk_sizes.iter().any(|&c| c >= 300), "the 300-byte value must fit a chunk: {chunk_sizes:?}");
-    let used: u64 = slabs.iter().filter(|(k, _)| k.ends_with(":used_chunks")).map(|(_, v)| v.parse::<u64>().unwrap()).sum();
+    assert!(
+        chunk_sizes.iter().any(|&c| c >= 300),
+        "the 300-byte value must fit a chunk: {chunk_sizes:?}"
+    );
+    let used: u64 = slabs
+        .iter()
+        .filter(|(k, _)| k.ends_with(":used_chunks"))
+        .map(|(_, v)| v.parse::<u64>().unwrap())
+        .sum();
     assert_eq!(used, 1);
 }
 
@@ -312,11 +393,15 @@ fn stats_conns_lists_this_connection() {
     let conns = c.stats_list("conns");
     let want = format!("tcp:{me}");
     assert!(
-        conns.iter().any(|(k, v)| k.ends_with(":addr") && *v == want),
+        conns
+            .iter()
+            .any(|(k, v)| k.ends_with(":addr") && *v == want),
         "no `<id>:addr {want}` in {conns:?}"
     );
     for (k, _) in &conns {
-        let (id, _field) = k.split_once(':').unwrap_or_else(|| panic!("stats conns name {k}"));
+        let (id, _field) = k
+            .split_once(':')
+            .unwrap_or_else(|| panic!("stats conns name {k}"));
         id.parse::<u64>().expect("connection id");
     }
 }

@@ -82,11 +82,20 @@ fn cas_stored_exists_not_found() {
     let (v, cas) = c.gets("k").unwrap();
     assert_eq!(v, b"v1");
     let wrong = cas.wrapping_add(1000);
-    c.roundtrip(format!("cas k 0 0 2 {wrong}\r\nv2\r\n").as_bytes(), b"EXISTS\r\n");
-    c.roundtrip(format!("cas k 5 0 2 {cas}\r\nv2\r\n").as_bytes(), b"STORED\r\n");
+    c.roundtrip(
+        format!("cas k 0 0 2 {wrong}\r\nv2\r\n").as_bytes(),
+        b"EXISTS\r\n",
+    );
+    c.roundtrip(
+        format!("cas k 5 0 2 {cas}\r\nv2\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"VALUE k 5 2\r\nv2\r\nEND\r\n");
     // The old CAS is now stale.
-    c.roundtrip(format!("cas k 0 0 2 {cas}\r\nv3\r\n").as_bytes(), b"EXISTS\r\n");
+    c.roundtrip(
+        format!("cas k 0 0 2 {cas}\r\nv3\r\n").as_bytes(),
+        b"EXISTS\r\n",
+    );
     let (_, cas2) = c.gets("k").unwrap();
     assert_ne!(cas, cas2, "a modification must produce a new CAS value");
 }
@@ -120,7 +129,10 @@ fn cas_on_deleted_key_is_not_found() {
     c.set("k", b"v");
     let (_, cas) = c.gets("k").unwrap();
     c.roundtrip(b"delete k\r\n", b"DELETED\r\n");
-    c.roundtrip(format!("cas k 0 0 1 {cas}\r\nz\r\n").as_bytes(), b"NOT_FOUND\r\n");
+    c.roundtrip(
+        format!("cas k 0 0 1 {cas}\r\nz\r\n").as_bytes(),
+        b"NOT_FOUND\r\n",
+    );
 }
 
 #[test]
@@ -130,8 +142,14 @@ fn cas_bad_arguments() {
     c.set("k", b"v");
     // Missing cas unique: unknown command shape, the data line is a second unknown command.
     c.roundtrip(b"cas k 0 0 1\r\nz\r\n", b"ERROR\r\nERROR\r\n");
-    c.roundtrip(b"cas k 0 0 1 abc\r\nz\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
-    c.roundtrip(b"cas k 0 0 1 -1\r\nz\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    c.roundtrip(
+        b"cas k 0 0 1 abc\r\nz\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
+    c.roundtrip(
+        b"cas k 0 0 1 -1\r\nz\r\n",
+        b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    );
     c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n");
 }
 
@@ -149,7 +167,10 @@ fn noreply_on_every_storage_command() {
     c.send(b"append nope 0 0 1 noreply\r\nd\r\n");
     c.send(b"cas k 0 0 1 1 noreply\r\nf\r\n"); // EXISTS, silent
     c.send(b"cas nope 0 0 1 1 noreply\r\nf\r\n"); // NOT_FOUND, silent
-    c.roundtrip(b"get k k2 nope\r\n", b"VALUE k 0 3\r\necd\r\nVALUE k2 3 1\r\nb\r\nEND\r\n");
+    c.roundtrip(
+        b"get k k2 nope\r\n",
+        b"VALUE k 0 3\r\necd\r\nVALUE k2 3 1\r\nb\r\nEND\r\n",
+    );
     let (_, cas) = c.gets("k").unwrap();
     c.send(format!("cas k 0 0 1 {cas} noreply\r\ng\r\n").as_bytes());
     c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\ng\r\nEND\r\n");
@@ -159,7 +180,11 @@ fn noreply_on_every_storage_command() {
 fn binary_safe_values() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    let val: Vec<u8> = b"a\r\nb\0c\r\nEND\r\n\nVALUE x 0 1\r\n".iter().copied().chain(0u8..=255).collect();
+    let val: Vec<u8> = b"a\r\nb\0c\r\nEND\r\n\nVALUE x 0 1\r\n"
+        .iter()
+        .copied()
+        .chain(0u8..=255)
+        .collect();
     c.send(&store_cmd("set", "bin", 0, 0, &val, ""));
     c.expect(b"STORED\r\n");
     let mut want = format!("VALUE bin 0 {}\r\n", val.len()).into_bytes();
@@ -180,7 +205,10 @@ fn zero_length_values() {
     c.roundtrip(b"append e 0 0 0\r\n\r\n", b"STORED\r\n");
     c.roundtrip(b"append e 0 0 2\r\nab\r\n", b"STORED\r\n");
     c.roundtrip(b"get e\r\n", b"VALUE e 1 2\r\nab\r\nEND\r\n");
-    c.roundtrip(b"set e 0 0 0 noreply\r\n\r\nget e\r\n", b"VALUE e 0 0\r\n\r\nEND\r\n");
+    c.roundtrip(
+        b"set e 0 0 0 noreply\r\n\r\nget e\r\n",
+        b"VALUE e 0 0\r\n\r\nEND\r\n",
+    );
 }
 
 #[test]
@@ -261,7 +289,11 @@ fn append_beyond_item_limit_fails() {
     // memcached answers NOT_STORED when the combined value would exceed the item limit.
     c.send(&store_cmd("append", "k", 0, 0, &part, ""));
     c.expect(b"NOT_STORED\r\n");
-    assert_eq!(c.get("k").unwrap(), part, "failed append must leave the value untouched");
+    assert_eq!(
+        c.get("k").unwrap(),
+        part,
+        "failed append must leave the value untouched"
+    );
 }
 
 #[test]
@@ -269,7 +301,10 @@ fn data_block_must_end_with_crlf() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     // A bare \n after the data is not a data terminator.
-    c.roundtrip(b"set q 0 0 1\nx\nget q\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n");
+    c.roundtrip(
+        b"set q 0 0 1\nx\nget q\n",
+        b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+    );
     c.roundtrip(b"get q\r\n", b"END\r\n");
 }
 
@@ -277,7 +312,9 @@ fn data_block_must_end_with_crlf() {
 fn many_values_of_many_sizes() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    let sizes = [1usize, 2, 7, 50, 90, 100, 500, 1000, 4000, 10_000, 65_536, 100_000, 500_000];
+    let sizes = [
+        1usize, 2, 7, 50, 90, 100, 500, 1000, 4000, 10_000, 65_536, 100_000, 500_000,
+    ];
     for (i, &n) in sizes.iter().enumerate() {
         let val: Vec<u8> = (0..n).map(|j| (j * 31 + i) as u8).collect();
         c.set_full(&format!("k{i}"), i as u32, 0, &val);

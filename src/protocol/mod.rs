@@ -49,6 +49,15 @@ pub enum Parsed<'a> {
         request: Request<'a>,
         consumed: usize,
     },
+    /// A storage command announcing a data block larger than the item limit.
+    /// The block is never buffered: drop `consumed` bytes now and `swallow`
+    /// more as they arrive, then execute `request` (a
+    /// [`Request::StoreTooLarge`]), which answers the refusal.
+    Oversized {
+        request: Request<'a>,
+        consumed: usize,
+        swallow: usize,
+    },
     /// More bytes are needed; nothing is consumed.
     Incomplete,
     /// The front of the buffer is not a valid request. Reply with `error`

@@ -16,7 +16,8 @@ pub struct KeyList<'a> {
 
 impl<'a> KeyList<'a> {
     /// Wraps a space-separated key list. The caller guarantees every key is
-    /// valid (1..=250 bytes, no control characters).
+    /// valid: 1..=250 bytes without spaces. Like memcached, the text codec
+    /// lets other control characters through.
     pub fn new(raw: &'a [u8]) -> Self {
         KeyList { raw }
     }
@@ -68,6 +69,15 @@ pub enum Request<'a> {
         value: &'a [u8],
         noreply: bool,
     },
+    /// A storage command refused because its value exceeds the item limit.
+    /// Its data never reaches the server; memcached answers
+    /// `SERVER_ERROR object too large for cache` and, for `set`, drops the
+    /// value the refused write would have replaced.
+    StoreTooLarge {
+        mode: StoreMode,
+        key: &'a [u8],
+        noreply: bool,
+    },
     /// `delete <key>`.
     Delete { key: &'a [u8], noreply: bool },
     /// `incr`/`decr <key> <delta>`.
@@ -104,6 +114,7 @@ impl Request<'_> {
     pub fn noreply(&self) -> bool {
         match *self {
             Request::Store { noreply, .. }
+            | Request::StoreTooLarge { noreply, .. }
             | Request::Delete { noreply, .. }
             | Request::Arith { noreply, .. }
             | Request::Touch { noreply, .. }

@@ -24,6 +24,12 @@ pub enum ClientError {
     Unauthenticated,
     /// `authentication failure`
     AuthenticationFailure,
+    /// `bad command line format.  Usage: delete <key> [noreply]`: memcached's
+    /// reply to `delete` with a hold time other than `0` or a stray argument.
+    BadDeleteFormat,
+    /// `invalid shutdown mode`: `shutdown` with an argument other than
+    /// `graceful`.
+    InvalidShutdownMode,
 }
 
 impl ClientError {
@@ -40,6 +46,10 @@ impl ClientError {
             ClientError::LineTooLong => "line too long",
             ClientError::Unauthenticated => "unauthenticated",
             ClientError::AuthenticationFailure => "authentication failure",
+            ClientError::BadDeleteFormat => {
+                "bad command line format.  Usage: delete <key> [noreply]"
+            }
+            ClientError::InvalidShutdownMode => "invalid shutdown mode",
         }
     }
 }
@@ -117,4 +127,7 @@ pub enum Response<'a> {
     ErrorMsg(&'static str),
     ClientError(ClientError),
     ServerError(ServerError),
+    /// A whole reply line with no common shape, worded individually by
+    /// memcached (`ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
+    Line(&'static str),
 }

@@ -5,8 +5,59 @@
 //! Storage knows nothing of protocols, connections or the wall clock: every
 //! call takes the current relative time, and results are plain enums that
 //! each codec renders in its own way.
+//!
+//! Files: `item` (header layout), `slabs` (pages, classes, free lists),
+//! `index` (striped hash table), `evict` (allocation, S3-FIFO/CLOCK
+//! eviction, page moves), `crawler` (background expiry), `arith`.
+//!
+//! # Memory per item
+//! A 23-byte header (flags only when non-zero), key and value in one chunk;
+//! 4 bytes plus a control byte per index bucket; a 2-byte ghost slot per
+//! 256 bytes of `-m`. No per-item queue links: see `evict`.
+//!
+//! # Locks and ownership
+//! - **Stripe lock** (one of 1024 mutexes in `index`): guards its table and
+//!   the items it points to. Readers of an item's key, value or CAS hold it;
+//!   linking, unlinking, touch and in-place incr/decr happen under it. A
+//!   thread holding a stripe lock never blocks on any other lock, and never
+//!   holds two stripe locks.
+//! - **Class lock** (one per size class, `slabs::Class::inner`): guards the
+//!   free list, page list, CLOCK hand, small FIFO and the class counters.
+//!   Held while allocating, evicting, crawling and moving pages. A thread
+//!   holds at most one class lock at a time.
+//! - **Order**: class lock → stripe lock. The evictor and crawler only
+//!   *try* the stripe lock and skip the item if it is busy; the page mover
+//!   may wait for it, which is safe because stripe holders never wait. The
+//!   crawler's own mutex comes before both.
+//! - **Chunk life**: FREE (in a free list; touched only under the class
+//!   lock) → OWNED (handed to one thread, written without locks) → LINKED
+//!   (in the index) → OWNED (unlinked under the stripe lock by one thread,
+//!   which then frees or reuses it under the class lock). A key is only
+//!   rewritten after FREE, so a class-lock holder may read the key of any
+//!   LINKED chunk of its class to find its stripe.
+//! - Atomics in the header (`state`, `access`, `time`, `exptime`) are the
+//!   fields read or written without the stripe lock: read hits set access
+//!   bits; the evictor reads them and the state.
+//! - Pages never leave the cache; page-table slots are atomics, so locating
+//!   a chunk takes no lock.
+
+mod arith;
+mod crawler;
+mod evict;
+mod index;
+mod item;
+mod slabs;
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hashbrown::HashTable;
 
 use crate::clock::RelTime;
+use evict::Ghost;
+use index::{lock, Index};
+use item::{item_size, Item, FETCHED, LINKED, OWNED};
+use slabs::Slabs;
 
 /// How a store combines the new value with what is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,20 +239,197 @@ pub struct ClassStats {
     pub mem_requested: u64,
 }
 
+/// memcached's `KEY_MAX_LENGTH`.
+pub const KEY_MAX_LENGTH: usize = 250;
+
+/// Why a found item is not live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dead {
+    Expired,
+    Flushed,
+}
+
+/// What a stripe lookup found.
+enum Found {
+    Live(u32),
+    Absent,
+    /// Dead item, already unlinked; free it (after dropping the stripe lock)
+    /// with [`Cache::release`].
+    Dead(u32, Dead, bool),
+}
+
 /// The shared cache. `Send + Sync`; every method may be called from any thread.
 pub struct Cache {
-    _config: CacheConfig,
+    config: CacheConfig,
+    slabs: Slabs,
+    index: Index,
+    ghost: Ghost,
+    /// Last CAS unique handed out; also the logical clock of page moves.
+    cas: AtomicU64,
+    /// Immediate flush: items with a CAS at or below this are invalid.
+    flush_cas: AtomicU64,
+    /// Delayed flush: from this time on, items last written or read before
+    /// it are invalid (0: none).
+    flush_at: AtomicU32,
+    /// Bumped by every flush; the crawler clears flushed items until a full
+    /// pass has seen the latest one.
+    flush_epoch: AtomicU64,
+    total_items: AtomicU64,
+    slabs_moved: AtomicU64,
+    crawler: Mutex<crawler::Crawler>,
 }
 
 impl Cache {
     /// Creates an empty cache; pages are allocated lazily up to the limit.
     pub fn new(config: CacheConfig) -> Self {
-        Cache { _config: config }
+        let slabs = Slabs::new(
+            config.mem_limit,
+            config.item_size_max,
+            config.growth_factor,
+            config.chunk_size_min,
+        );
+        let index = Index::new(config.hashpower);
+        let ghost = Ghost::new(config.mem_limit / 256);
+        Cache {
+            slabs,
+            index,
+            ghost,
+            cas: AtomicU64::new(0),
+            flush_cas: AtomicU64::new(0),
+            flush_at: AtomicU32::new(0),
+            flush_epoch: AtomicU64::new(0),
+            total_items: AtomicU64::new(0),
+            slabs_moved: AtomicU64::new(0),
+            crawler: Mutex::new(crawler::Crawler::default()),
+            config,
+        }
+    }
+
+    /// The configuration the cache was built with.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// Largest value (with `key_len` bytes of key and non-zero flags) that
+    /// fits in one item.
+    pub fn max_value_len(&self, key_len: usize) -> usize {
+        self.slabs.page_size - item_size(key_len, 0, 1)
+    }
+
+    #[inline]
+    fn next_cas(&self) -> u64 {
+        self.cas.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    #[inline]
+    fn reported(&self, cas: u64) -> u64 {
+        if self.config.use_cas {
+            cas
+        } else {
+            0
+        }
+    }
+
+    /// Why an item is not live, if it is not. Flush wins over expiry, as in
+    /// memcached.
+    ///
+    /// Reads the CAS, so the caller holds the item's stripe lock.
+    fn dead(&self, it: Item, now: RelTime) -> Option<Dead> {
+        let fc = self.flush_cas.load(Ordering::Acquire);
+        // SAFETY: the caller holds the stripe lock (documented above).
+        if fc != 0 && unsafe { it.cas() } <= fc {
+            return Some(Dead::Flushed);
+        }
+        let fa = self.flush_at.load(Ordering::Acquire);
+        if fa != 0 && now >= fa && it.time().load(Ordering::Relaxed) < fa {
+            return Some(Dead::Flushed);
+        }
+        let exp = it.exptime().load(Ordering::Relaxed);
+        if exp != 0 && exp <= now {
+            return Some(Dead::Expired);
+        }
+        None
+    }
+
+    /// Looks `key` up in its locked stripe; unlinks it when dead.
+    fn find(&self, t: &mut HashTable<u32>, hash: u64, key: &[u8], now: RelTime) -> Found {
+        let slabs = &self.slabs;
+        // SAFETY: every location in a stripe's table is a LINKED item and we
+        // hold that stripe's lock, so its key is stable.
+        let eq = |&l: &u32| unsafe { slabs.item(l).key() } == key;
+        let Ok(entry) = t.find_entry(hash, eq) else {
+            return Found::Absent;
+        };
+        let loc = *entry.get();
+        let it = slabs.item(loc);
+        match self.dead(it, now) {
+            None => Found::Live(loc),
+            Some(d) => {
+                entry.remove();
+                self.unlinked(loc);
+                let fetched = it.access().load(Ordering::Relaxed) & FETCHED != 0;
+                Found::Dead(loc, d, fetched)
+            }
+        }
+    }
+
+    /// Bookkeeping for an item that just left the index (stripe lock held):
+    /// it becomes OWNED by the caller.
+    fn unlinked(&self, loc: u32) {
+        let it = self.slabs.item(loc);
+        it.set_life(OWNED);
+        let id = self.slabs.class_of(loc);
+        if id != 0 {
+            let c = self.slabs.class(id);
+            c.items.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: we own the chunk now.
+            let size = unsafe { it.size() } as u64;
+            c.requested.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Links an OWNED, fully written item (stripe lock held), replacing
+    /// `old` if given. Returns the new CAS.
+    fn link(&self, t: &mut HashTable<u32>, hash: u64, loc: u32, old: Option<u32>) -> u64 {
+        let slabs = &self.slabs;
+        let it = slabs.item(loc);
+        let cas = self.next_cas();
+        // SAFETY: we own the chunk until it is linked below.
+        unsafe { it.set_cas(cas) };
+        match old.and_then(|o| t.find_mut(hash, |&l| l == o).map(|slot| (o, slot))) {
+            Some((o, slot)) => {
+                *slot = loc;
+                self.unlinked(o);
+            }
+            None => {
+                // SAFETY: the hasher reads keys of linked items in this
+                // stripe, guarded by the stripe lock we hold.
+                let hasher = |&l: &u32| self.index.hash(unsafe { slabs.item(l).key() });
+                t.insert_unique(hash, loc, hasher);
+            }
+        }
+        let id = slabs.class_of(loc);
+        let c = slabs.class(id);
+        c.items.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: still ours until the state says LINKED.
+        let size = unsafe { it.size() } as u64;
+        c.requested.fetch_add(size, Ordering::Relaxed);
+        it.set_life(LINKED);
+        self.total_items.fetch_add(1, Ordering::Relaxed);
+        cas
+    }
+
+    fn release_found(&self, f: Found) {
+        if let Found::Dead(loc, d, fetched) = f {
+            self.release(loc, Some((d, fetched)));
+        }
     }
 
     /// Looks a key up and, on a hit, lets `read` see the item. `touch` sets a
     /// new deadline first (gat). A hit marks the item accessed without taking
     /// any global lock.
+    ///
+    /// `read` runs under the key's stripe lock: it must not call the cache.
     pub fn get<R>(
         &self,
         key: &[u8],
@@ -209,8 +437,80 @@ impl Cache {
         touch: Option<RelTime>,
         read: impl FnOnce(ItemRef<'_>) -> R,
     ) -> Lookup<R> {
-        let _ = (key, now, touch, read);
-        todo!("storage get")
+        let hash = self.index.hash(key);
+        let mut t = lock(self.index.stripe(hash));
+        match self.find(&mut t, hash, key, now) {
+            Found::Live(loc) => {
+                let it = self.slabs.item(loc);
+                if let Some(exp) = touch {
+                    it.exptime().store(exp, Ordering::Relaxed);
+                }
+                let last_access = it.time().load(Ordering::Relaxed);
+                let fetched = it.mark_access();
+                // SAFETY: LINKED item under its stripe lock; the slices do
+                // not outlive `read`, which runs before the lock drops.
+                let r = unsafe {
+                    read(ItemRef {
+                        key: it.key(),
+                        value: it.value(),
+                        flags: it.flags(),
+                        cas: self.reported(it.cas()),
+                        exptime: it.exptime().load(Ordering::Relaxed),
+                        last_access,
+                        fetched,
+                    })
+                };
+                if last_access != now {
+                    it.time().store(now, Ordering::Relaxed);
+                }
+                Lookup::Hit(r)
+            }
+            Found::Absent => Lookup::Miss,
+            f @ Found::Dead(_, d, _) => {
+                drop(t);
+                self.release_found(f);
+                match d {
+                    Dead::Expired => Lookup::Expired,
+                    Dead::Flushed => Lookup::Flushed,
+                }
+            }
+        }
+    }
+
+    /// The condition of a store mode against the current item's CAS
+    /// (`None`: absent).
+    fn check(&self, mode: StoreMode, cas_in: u64, old: Option<u64>) -> Result<(), StoreOutcome> {
+        let old = old.map(|c| self.reported(c));
+        match (mode, old) {
+            (StoreMode::Add, Some(_)) => Err(StoreOutcome::NotStored),
+            (StoreMode::Add, None) => Ok(()),
+            (StoreMode::Cas, None) => Err(StoreOutcome::NotFound),
+            (StoreMode::Cas, Some(c)) if c != cas_in => Err(StoreOutcome::Exists),
+            (StoreMode::Cas, Some(_)) => Ok(()),
+            (_, None) if cas_in != 0 => Err(StoreOutcome::NotFound),
+            (StoreMode::Set, None) => Ok(()),
+            (_, None) => Err(StoreOutcome::NotStored),
+            (_, Some(c)) if cas_in != 0 && c != cas_in => Err(StoreOutcome::Exists),
+            (_, Some(_)) => Ok(()),
+        }
+    }
+
+    /// Current live item's CAS for a store's pre-check (stripe lock held).
+    fn current_cas(
+        &self,
+        t: &mut HashTable<u32>,
+        hash: u64,
+        key: &[u8],
+        now: RelTime,
+    ) -> (Option<(u32, u64)>, Found) {
+        match self.find(t, hash, key, now) {
+            // SAFETY: live item under its stripe lock.
+            Found::Live(loc) => (
+                Some((loc, unsafe { self.slabs.item(loc).cas() })),
+                Found::Absent,
+            ),
+            f => (None, f),
+        }
     }
 
     /// Stores `value` under `key` according to `mode`. `cas` is compared for
@@ -227,18 +527,160 @@ impl Cache {
         cas: u64,
         now: RelTime,
     ) -> StoreOutcome {
-        let _ = (mode, key, flags, exptime, value, cas, now);
-        todo!("storage store")
+        if key.is_empty() || key.len() > KEY_MAX_LENGTH {
+            return StoreOutcome::NotStored;
+        }
+        if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+            return self.concat(mode, key, value, cas, now);
+        }
+        let Some(id) = self.class_for(key.len(), value.len(), flags) else {
+            return StoreOutcome::TooLarge;
+        };
+        let hash = self.index.hash(key);
+        let stripe = self.index.stripe(hash);
+        if mode != StoreMode::Set || cas != 0 {
+            // Fail cheaply before allocating (and maybe evicting).
+            let mut t = lock(stripe);
+            let (cur, f) = self.current_cas(&mut t, hash, key, now);
+            drop(t);
+            self.release_found(f);
+            if let Err(o) = self.check(mode, cas, cur.map(|c| c.1)) {
+                return o;
+            }
+        }
+        let Some(loc) = self.alloc(id, hash, now) else {
+            return StoreOutcome::OutOfMemory;
+        };
+        let it = self.slabs.item(loc);
+        // SAFETY: `alloc` handed us the chunk OWNED and sized for the item.
+        unsafe { it.init(key, value.len(), flags, exptime, now, 0) }.copy_from_slice(value);
+        let mut t = lock(stripe);
+        let (cur, f) = self.current_cas(&mut t, hash, key, now);
+        if let Err(o) = self.check(mode, cas, cur.map(|c| c.1)) {
+            drop(t);
+            self.release_found(f);
+            self.release(loc, None);
+            return o;
+        }
+        let new_cas = self.link(&mut t, hash, loc, cur.map(|c| c.0));
+        drop(t);
+        self.release_found(f);
+        if let Some((old, _)) = cur {
+            self.release(old, None);
+        }
+        StoreOutcome::Stored {
+            cas: self.reported(new_cas),
+        }
+    }
+
+    fn class_for(&self, klen: usize, vlen: usize, flags: u32) -> Option<u8> {
+        if vlen > u32::MAX as usize {
+            return None;
+        }
+        self.slabs.class_for(item_size(klen, vlen, flags))
+    }
+
+    /// append/prepend: a new item with the old flags and deadline.
+    fn concat(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        data: &[u8],
+        cas: u64,
+        now: RelTime,
+    ) -> StoreOutcome {
+        let hash = self.index.hash(key);
+        let stripe = self.index.stripe(hash);
+        loop {
+            let mut t = lock(stripe);
+            let (cur, f) = self.current_cas(&mut t, hash, key, now);
+            let Some((old, old_cas)) = cur else {
+                drop(t);
+                self.release_found(f);
+                return self
+                    .check(mode, cas, None)
+                    .err()
+                    .unwrap_or(StoreOutcome::NotStored);
+            };
+            if let Err(o) = self.check(mode, cas, Some(old_cas)) {
+                return o;
+            }
+            let oit = self.slabs.item(old);
+            // SAFETY: live item under its stripe lock.
+            let (olen, oflags) = unsafe { (oit.vlen(), oit.flags()) };
+            let oexp = oit.exptime().load(Ordering::Relaxed);
+            drop(t);
+            let Some(id) = self.class_for(key.len(), olen + data.len(), oflags) else {
+                return StoreOutcome::TooLarge;
+            };
+            let Some(loc) = self.alloc(id, hash, now) else {
+                return StoreOutcome::OutOfMemory;
+            };
+            let mut t = lock(stripe);
+            let (cur, f) = self.current_cas(&mut t, hash, key, now);
+            if cur != Some((old, old_cas)) {
+                drop(t);
+                self.release_found(f);
+                self.release(loc, None);
+                continue;
+            }
+            let it = self.slabs.item(loc);
+            // SAFETY: we own `loc`, sized for the sum; `old` is live under
+            // the stripe lock we hold, and the two chunks are distinct.
+            unsafe {
+                let v = it.init(key, olen + data.len(), oflags, oexp, now, 0);
+                let ov = oit.value();
+                if mode == StoreMode::Append {
+                    v[..olen].copy_from_slice(ov);
+                    v[olen..].copy_from_slice(data);
+                } else {
+                    v[..data.len()].copy_from_slice(data);
+                    v[data.len()..].copy_from_slice(ov);
+                }
+            }
+            let new_cas = self.link(&mut t, hash, loc, Some(old));
+            drop(t);
+            self.release(old, None);
+            return StoreOutcome::Stored {
+                cas: self.reported(new_cas),
+            };
+        }
     }
 
     /// Removes a key; a non-zero `cas` must match.
     pub fn delete(&self, key: &[u8], cas: u64, now: RelTime) -> DeleteOutcome {
-        let _ = (key, cas, now);
-        todo!("storage delete")
+        let hash = self.index.hash(key);
+        let mut t = lock(self.index.stripe(hash));
+        match self.find(&mut t, hash, key, now) {
+            Found::Live(loc) => {
+                let it = self.slabs.item(loc);
+                // SAFETY: live item under its stripe lock.
+                if cas != 0 && self.reported(unsafe { it.cas() }) != cas {
+                    return DeleteOutcome::Exists;
+                }
+                if let Ok(e) = t.find_entry(hash, |&l| l == loc) {
+                    e.remove();
+                }
+                self.unlinked(loc);
+                drop(t);
+                self.release(loc, None);
+                DeleteOutcome::Deleted
+            }
+            Found::Absent => DeleteOutcome::NotFound,
+            f => {
+                drop(t);
+                self.release_found(f);
+                DeleteOutcome::NotFound
+            }
+        }
     }
 
     /// incr/decr. When the key is absent and `create` is given, stores the
     /// initial value with that deadline (binary protocol semantics).
+    ///
+    /// Like memcached, a result no longer than the stored value is written in
+    /// place and padded with spaces to the old length ("100" decr 95 reads
+    /// back as "5  "); a longer one makes a new item.
     pub fn arith(
         &self,
         key: &[u8],
@@ -248,49 +690,209 @@ impl Cache {
         cas: u64,
         now: RelTime,
     ) -> ArithOutcome {
-        let _ = (key, op, delta, create, cas, now);
-        todo!("storage arith")
+        let hash = self.index.hash(key);
+        let stripe = self.index.stripe(hash);
+        let mut buf = [0u8; 20];
+        loop {
+            let mut t = lock(stripe);
+            let f = self.find(&mut t, hash, key, now);
+            let Found::Live(old) = f else {
+                drop(t);
+                self.release_found(f);
+                let Some((initial, exptime)) = create else {
+                    return ArithOutcome::NotFound;
+                };
+                let digits = arith::format_u64(initial, &mut buf);
+                match self.store(StoreMode::Add, key, 0, exptime, digits, 0, now) {
+                    StoreOutcome::Stored { cas } => {
+                        return ArithOutcome::Value {
+                            value: initial,
+                            cas,
+                        }
+                    }
+                    StoreOutcome::NotStored => continue,
+                    _ => return ArithOutcome::OutOfMemory,
+                }
+            };
+            let it = self.slabs.item(old);
+            // SAFETY (this block's reads and the in-place write): live item
+            // under its stripe lock.
+            let old_cas = unsafe { it.cas() };
+            if cas != 0 && self.reported(old_cas) != cas {
+                return ArithOutcome::Exists;
+            }
+            let Some(cur) = arith::parse_u64(unsafe { it.value() }) else {
+                return ArithOutcome::NonNumeric;
+            };
+            let value = match op {
+                ArithOp::Incr => cur.wrapping_add(delta),
+                ArithOp::Decr => cur.saturating_sub(delta),
+            };
+            let digits = arith::format_u64(value, &mut buf);
+            it.mark_access();
+            // SAFETY: as above.
+            let (olen, oflags) = unsafe { (it.vlen(), it.flags()) };
+            if digits.len() <= olen {
+                // SAFETY: as above; in-place updates happen only under the
+                // stripe lock, which every reader of the value holds.
+                let v = unsafe { it.value_mut() };
+                v[..digits.len()].copy_from_slice(digits);
+                v[digits.len()..].fill(b' ');
+                let new_cas = self.next_cas();
+                // SAFETY: as above.
+                unsafe { it.set_cas(new_cas) };
+                it.time().store(now, Ordering::Relaxed);
+                return ArithOutcome::Value {
+                    value,
+                    cas: self.reported(new_cas),
+                };
+            }
+            let oexp = it.exptime().load(Ordering::Relaxed);
+            drop(t);
+            let Some(id) = self.class_for(key.len(), digits.len(), oflags) else {
+                return ArithOutcome::OutOfMemory;
+            };
+            let Some(loc) = self.alloc(id, hash, now) else {
+                return ArithOutcome::OutOfMemory;
+            };
+            let mut t = lock(stripe);
+            let (cur, f) = self.current_cas(&mut t, hash, key, now);
+            if cur != Some((old, old_cas)) {
+                drop(t);
+                self.release_found(f);
+                self.release(loc, None);
+                continue;
+            }
+            let nit = self.slabs.item(loc);
+            // SAFETY: we own `loc`, sized for the digits.
+            unsafe { nit.init(key, digits.len(), oflags, oexp, now, 0) }.copy_from_slice(digits);
+            nit.access().store(FETCHED | 1, Ordering::Relaxed);
+            let new_cas = self.link(&mut t, hash, loc, Some(old));
+            drop(t);
+            self.release(old, None);
+            return ArithOutcome::Value {
+                value,
+                cas: self.reported(new_cas),
+            };
+        }
     }
 
     /// Sets a new deadline; false when the key is absent.
     pub fn touch(&self, key: &[u8], exptime: RelTime, now: RelTime) -> bool {
-        let _ = (key, exptime, now);
-        todo!("storage touch")
+        let hash = self.index.hash(key);
+        let mut t = lock(self.index.stripe(hash));
+        match self.find(&mut t, hash, key, now) {
+            Found::Live(loc) => {
+                let it = self.slabs.item(loc);
+                it.exptime().store(exptime, Ordering::Relaxed);
+                it.mark_access();
+                it.time().store(now, Ordering::Relaxed);
+                true
+            }
+            f => {
+                drop(t);
+                self.release_found(f);
+                false
+            }
+        }
     }
 
     /// Invalidates every item stored before `at` once `at` is reached
     /// (`at <= now` means at once, including items stored earlier this second).
+    ///
+    /// An immediate flush records the CAS counter, which orders stores
+    /// within a second; a delayed one records the time.
     pub fn flush_all(&self, at: RelTime, now: RelTime) {
-        let _ = (at, now);
-        todo!("storage flush_all")
+        if at <= now {
+            self.flush_cas
+                .store(self.cas.load(Ordering::Acquire), Ordering::Release);
+            self.flush_at.store(0, Ordering::Release);
+        } else {
+            self.flush_at.store(at, Ordering::Release);
+        }
+        self.flush_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Changes the memory limit at run time (`cache_memlimit`).
+    /// Changes the memory limit at run time (`cache_memlimit`). Lowering it
+    /// stops page allocation; pages already in use stay, as in memcached.
     pub fn set_mem_limit(&self, bytes: usize) {
-        let _ = bytes;
-        todo!("storage set_mem_limit")
-    }
-
-    /// One step of background work: reclaim expired items and move pages
-    /// between classes. Returns true when more work is pending.
-    pub fn maintain(&self, now: RelTime) -> bool {
-        let _ = now;
-        todo!("storage maintain")
+        self.slabs.set_limit(bytes);
     }
 
     /// Whole-cache counters.
     pub fn stats(&self) -> CacheStats {
-        todo!("storage stats")
+        let mut s = CacheStats {
+            total_items: self.total_items.load(Ordering::Relaxed),
+            limit_maxbytes: self.slabs.limit_bytes(),
+            total_malloced: (self.slabs.pages_allocated() * self.slabs.page_size) as u64,
+            slabs_moved: self.slabs_moved.load(Ordering::Relaxed),
+            ..CacheStats::default()
+        };
+        for c in self.slabs.classes.iter() {
+            s.curr_items += c.items.load(Ordering::Relaxed);
+            s.bytes += c.requested.load(Ordering::Relaxed);
+            let g = lock(&c.inner);
+            let k = &g.counters;
+            s.evictions += k.evicted;
+            s.reclaimed += k.reclaimed;
+            s.expired_unfetched += k.expired_unfetched;
+            s.evicted_unfetched += k.evicted_unfetched;
+            s.crawler_reclaimed += k.crawler_reclaimed;
+        }
+        let (bytes, buckets) = self.index.footprint();
+        s.hash_bytes = bytes;
+        s.hash_power_level = 63 - buckets.max(1).leading_zeros();
+        s
     }
 
     /// Per-class counters, for classes that hold at least one page.
     pub fn class_stats(&self, now: RelTime) -> Vec<ClassStats> {
-        let _ = now;
-        todo!("storage class_stats")
+        let mut out = Vec::new();
+        for (i, c) in self.slabs.classes.iter().enumerate() {
+            let g = lock(&c.inner);
+            if g.pages.is_empty() {
+                continue;
+            }
+            let total = g.pages.len() as u64 * c.per_page as u64;
+            let k = &g.counters;
+            let items = c.items.load(Ordering::Relaxed);
+            let oldest = c.oldest_time.load(Ordering::Relaxed);
+            out.push(ClassStats {
+                id: i as u32 + 1,
+                chunk_size: c.size as u64,
+                chunks_per_page: c.per_page as u64,
+                total_pages: g.pages.len() as u64,
+                total_chunks: total,
+                used_chunks: total - g.free_count,
+                free_chunks: g.free_count,
+                items,
+                age: if items == 0 || oldest == 0 {
+                    0
+                } else {
+                    now.saturating_sub(oldest) as u64
+                },
+                evicted: k.evicted,
+                evicted_nonzero: k.evicted_nonzero,
+                evicted_time: k.evicted_time,
+                evicted_unfetched: k.evicted_unfetched,
+                expired_unfetched: k.expired_unfetched,
+                outofmemory: k.outofmemory,
+                reclaimed: k.reclaimed,
+                mem_requested: c.requested.load(Ordering::Relaxed),
+            });
+        }
+        out
     }
 
     /// Zeroes the resettable counters (`stats reset`).
     pub fn reset_stats(&self) {
-        todo!("storage reset_stats")
+        self.total_items.store(0, Ordering::Relaxed);
+        self.slabs_moved.store(0, Ordering::Relaxed);
+        for c in self.slabs.classes.iter() {
+            lock(&c.inner).counters = Default::default();
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,7 +44,9 @@ pub fn target() -> Target {
     match std::env::var("FERROCACHE_TEST_TARGET").as_deref() {
         Ok("memcached") => Target::Memcached,
         Ok("") | Ok("ferrocache") | Err(_) => Target::Ferrocache,
-        Ok(other) => panic!("FERROCACHE_TEST_TARGET must be `ferrocache` or `memcached`, not {other:?}"),
+        Ok(other) => {
+            panic!("FERROCACHE_TEST_TARGET must be `ferrocache` or `memcached`, not {other:?}")
+        }
     }
 }
 
@@ -104,7 +106,12 @@ pub fn esc_short(b: &[u8]) -> String {
     if b.len() <= 600 {
         esc(b)
     } else {
-        format!("{} …({} bytes)… {}", esc(&b[..300]), b.len() - 600, esc(&b[b.len() - 300..]))
+        format!(
+            "{} …({} bytes)… {}",
+            esc(&b[..300]),
+            b.len() - 600,
+            esc(&b[b.len() - 300..])
+        )
     }
 }
 
@@ -113,6 +120,9 @@ pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().unwrap().port()
 }
+
+/// One item of a retrieval reply: (key, flags, data, cas).
+pub type GetItem = (Vec<u8>, u32, Vec<u8>, Option<u64>);
 
 pub struct Server {
     child: Option<Child>,
@@ -145,7 +155,10 @@ impl Server {
         if !args.contains(&"-l") {
             cmd.args(["-l", "127.0.0.1"]);
         }
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ferrocache");
         let (stderr, rx) = drain_stderr(&mut child);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -174,7 +187,12 @@ impl Server {
                 }
             }
         }
-        Server { child: Some(child), kind: Target::Ferrocache, addrs, stderr }
+        Server {
+            child: Some(child),
+            kind: Target::Ferrocache,
+            addrs,
+            stderr,
+        }
     }
 
     /// Starts memcached on a free port and waits until it accepts connections.
@@ -189,7 +207,10 @@ impl Server {
                 cmd.args(["-l", "127.0.0.1"]);
             }
             cmd.args(["-p", &port.to_string()]);
-            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+            cmd.args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn memcached");
             let (stderr, _rx) = drain_stderr(&mut child);
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -201,11 +222,18 @@ impl Server {
                     if err.contains("Address already in use") {
                         break; // next attempt
                     }
-                    panic!("memcached {args:?} exited with {status} before accepting; stderr:\n{err}");
+                    panic!(
+                        "memcached {args:?} exited with {status} before accepting; stderr:\n{err}"
+                    );
                 }
                 if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                     drop(s);
-                    return Server { child: Some(child), kind: Target::Memcached, addrs: vec![addr], stderr };
+                    return Server {
+                        child: Some(child),
+                        kind: Target::Memcached,
+                        addrs: vec![addr],
+                        stderr,
+                    };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
@@ -297,7 +325,9 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
             match r.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+                    let line = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
                     l2.lock().unwrap().push(line.clone());
                     let _ = tx.send(line);
                 }
@@ -309,7 +339,9 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
 
 /// Runs a binary to completion with a timeout; returns (status, stdout, stderr).
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> (ExitStatus, String, String) {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -361,8 +393,14 @@ impl Conn {
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
-        Conn { stream, timeout: READ_TIMEOUT, rbuf: Vec::new() }
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            stream,
+            timeout: READ_TIMEOUT,
+            rbuf: Vec::new(),
+        }
     }
 
     pub fn set_timeout(&mut self, t: Duration) {
@@ -384,7 +422,9 @@ impl Conn {
     }
 
     pub fn send(&mut self, b: &[u8]) {
-        self.stream.write_all(b).unwrap_or_else(|e| panic!("write {}: {e}", esc_short(b)));
+        self.stream
+            .write_all(b)
+            .unwrap_or_else(|e| panic!("write {}: {e}", esc_short(b)));
     }
 
     /// Writes, tolerating a peer that has already closed (returns false then).
@@ -400,7 +440,11 @@ impl Conn {
             if self.rbuf[..n] != want[..n] {
                 let mut shown = std::mem::take(&mut self.rbuf);
                 shown.extend(self.read_quiet(Duration::from_millis(100)));
-                panic!("reply mismatch\n  expected: {}\n  got:      {}", esc_short(want), esc_short(&shown));
+                panic!(
+                    "reply mismatch\n  expected: {}\n  got:      {}",
+                    esc_short(want),
+                    esc_short(&shown)
+                );
             }
             if n == want.len() {
                 self.rbuf.drain(..n);
@@ -438,17 +482,30 @@ impl Conn {
     #[track_caller]
     pub fn expect_closed(&mut self) {
         if !self.rbuf.is_empty() {
-            panic!("expected the connection to close, got bytes: {}", esc_short(&self.rbuf));
+            panic!(
+                "expected the connection to close, got bytes: {}",
+                esc_short(&self.rbuf)
+            );
         }
         match self.fill() {
             Fill::Eof => {}
             Fill::Data => {
                 let mut got = std::mem::take(&mut self.rbuf);
                 got.extend(self.read_quiet(Duration::from_millis(100)));
-                panic!("expected the connection to close, got bytes: {}", esc_short(&got));
+                panic!(
+                    "expected the connection to close, got bytes: {}",
+                    esc_short(&got)
+                );
             }
-            Fill::Timeout => panic!("expected the connection to close, still open after {:?}", self.timeout),
-            Fill::Error(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {}
+            Fill::Timeout => panic!(
+                "expected the connection to close, still open after {:?}",
+                self.timeout
+            ),
+            Fill::Error(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                ) => {}
             Fill::Error(e) => panic!("expected the connection to close, got error {e}"),
         }
     }
@@ -457,7 +514,11 @@ impl Conn {
     #[track_caller]
     pub fn expect_silence(&mut self, quiet: Duration) {
         let got = self.read_quiet(quiet);
-        assert!(got.is_empty(), "expected no reply, got: {}", esc_short(&got));
+        assert!(
+            got.is_empty(),
+            "expected no reply, got: {}",
+            esc_short(&got)
+        );
     }
 
     /// Returns buffered bytes plus whatever arrives until nothing more comes for `quiet` (or EOF).
@@ -486,7 +547,9 @@ impl Conn {
     /// Reads until EOF/reset or `timeout`; returns (bytes, closed).
     pub fn read_to_close(&mut self, timeout: Duration) -> (Vec<u8>, bool) {
         let deadline = Instant::now() + timeout;
-        self.stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let closed = loop {
             match self.fill() {
                 Fill::Data => {}
@@ -520,9 +583,21 @@ impl Conn {
             from = self.rbuf.len().saturating_sub(term.len() - 1);
             match self.fill() {
                 Fill::Data => {}
-                Fill::Eof => panic!("connection closed while waiting for {}; got {}", esc(term), esc_short(&self.rbuf)),
-                Fill::Timeout => panic!("timed out waiting for {}; got {}", esc(term), esc_short(&self.rbuf)),
-                Fill::Error(e) => panic!("read error ({e}) while waiting for {}; got {}", esc(term), esc_short(&self.rbuf)),
+                Fill::Eof => panic!(
+                    "connection closed while waiting for {}; got {}",
+                    esc(term),
+                    esc_short(&self.rbuf)
+                ),
+                Fill::Timeout => panic!(
+                    "timed out waiting for {}; got {}",
+                    esc(term),
+                    esc_short(&self.rbuf)
+                ),
+                Fill::Error(e) => panic!(
+                    "read error ({e}) while waiting for {}; got {}",
+                    esc(term),
+                    esc_short(&self.rbuf)
+                ),
             }
         }
     }
@@ -542,9 +617,9 @@ impl Conn {
     }
 
     /// Reads a retrieval reply up to `END\r\n` (values are length-delimited, so a value
-    /// containing `END\r\n` does not confuse it). Items are (key, flags, data, cas).
+    /// containing `END\r\n` does not confuse it).
     #[track_caller]
-    pub fn read_get_reply(&mut self) -> Vec<(Vec<u8>, u32, Vec<u8>, Option<u64>)> {
+    pub fn read_get_reply(&mut self) -> Vec<GetItem> {
         let mut items = Vec::new();
         loop {
             let line = self.read_line();
@@ -552,7 +627,11 @@ impl Conn {
                 return items;
             }
             let s = String::from_utf8_lossy(&line).to_string();
-            assert!(s.ends_with("\r\n"), "line not ended by \\r\\n: {}", esc(&line));
+            assert!(
+                s.ends_with("\r\n"),
+                "line not ended by \\r\\n: {}",
+                esc(&line)
+            );
             let parts: Vec<&str> = s.trim_end_matches("\r\n").split(' ').collect();
             assert!(
                 parts[0] == "VALUE" && (parts.len() == 4 || parts.len() == 5),
@@ -564,7 +643,12 @@ impl Conn {
             assert_eq!(&data[len..], b"\r\n", "value not followed by \\r\\n");
             data.truncate(len);
             let cas = parts.get(4).map(|c| c.parse().expect("numeric cas"));
-            items.push((parts[1].as_bytes().to_vec(), parts[2].parse().expect("numeric flags"), data, cas));
+            items.push((
+                parts[1].as_bytes().to_vec(),
+                parts[2].parse().expect("numeric flags"),
+                data,
+                cas,
+            ));
         }
     }
 
@@ -574,7 +658,8 @@ impl Conn {
         self.send(format!("gets {key}\r\n").as_bytes());
         let mut r = self.read_get_reply();
         assert!(r.len() <= 1);
-        r.pop().map(|(_, _, v, c)| (v, c.expect("gets returns a cas")))
+        r.pop()
+            .map(|(_, _, v, c)| (v, c.expect("gets returns a cas")))
     }
 
     /// `get key` → value or None.
@@ -594,7 +679,10 @@ impl Conn {
 
     #[track_caller]
     pub fn set_full(&mut self, key: &str, flags: u32, exptime: i64, val: &[u8]) {
-        self.roundtrip(&store_cmd("set", key, flags, exptime, val, ""), b"STORED\r\n");
+        self.roundtrip(
+            &store_cmd("set", key, flags, exptime, val, ""),
+            b"STORED\r\n",
+        );
     }
 
     /// Sends a command line (adds `\r\n`) and returns the one-line reply.
@@ -612,7 +700,11 @@ impl Conn {
 
     #[track_caller]
     pub fn stats_list(&mut self, sub: &str) -> Vec<(String, String)> {
-        let line = if sub.is_empty() { "stats\r\n".to_string() } else { format!("stats {sub}\r\n") };
+        let line = if sub.is_empty() {
+            "stats\r\n".to_string()
+        } else {
+            format!("stats {sub}\r\n")
+        };
         self.send(line.as_bytes());
         let mut out = Vec::new();
         loop {
@@ -620,11 +712,20 @@ impl Conn {
             if l == b"END\r\n" {
                 return out;
             }
-            let s = String::from_utf8(l.clone()).unwrap_or_else(|_| panic!("non-utf8 stats line {}", esc(&l)));
-            assert!(s.ends_with("\r\n"), "stats line without \\r\\n: {}", esc(&l));
+            let s = String::from_utf8(l.clone())
+                .unwrap_or_else(|_| panic!("non-utf8 stats line {}", esc(&l)));
+            assert!(
+                s.ends_with("\r\n"),
+                "stats line without \\r\\n: {}",
+                esc(&l)
+            );
             let s = s.trim_end_matches("\r\n");
-            let rest = s.strip_prefix("STAT ").unwrap_or_else(|| panic!("not a STAT line: {}", esc(&l)));
-            let (name, value) = rest.split_once(' ').unwrap_or_else(|| panic!("STAT line without value: {s}"));
+            let rest = s
+                .strip_prefix("STAT ")
+                .unwrap_or_else(|| panic!("not a STAT line: {}", esc(&l)));
+            let (name, value) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("STAT line without value: {s}"));
             out.push((name.to_string(), value.to_string()));
         }
     }
@@ -645,7 +746,14 @@ impl Conn {
 }
 
 /// Builds `<verb> <key> <flags> <exptime> <len>[ <extra>]\r\n<data>\r\n`.
-pub fn store_cmd(verb: &str, key: &str, flags: u32, exptime: i64, val: &[u8], extra: &str) -> Vec<u8> {
+pub fn store_cmd(
+    verb: &str,
+    key: &str,
+    flags: u32,
+    exptime: i64,
+    val: &[u8],
+    extra: &str,
+) -> Vec<u8> {
     let mut m = format!("{verb} {key} {flags} {exptime} {}", val.len()).into_bytes();
     if !extra.is_empty() {
         m.push(b' ');
@@ -686,14 +794,21 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Current unix time in seconds.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Asserts that a previously stored key is intact and a fresh connection works.
 #[track_caller]
 pub fn assert_server_healthy(srv: &Server, key: &str, val: &[u8]) {
     let mut c = srv.conn();
-    assert_eq!(c.get(key).as_deref(), Some(val), "key {key} lost or changed");
+    assert_eq!(
+        c.get(key).as_deref(),
+        Some(val),
+        "key {key} lost or changed"
+    );
     c.roundtrip(b"version\r\n", b"VERSION ");
     let rest = c.read_line();
     assert!(rest.ends_with(b"\r\n"));

@@ -1,0 +1,592 @@
+//! Settings: memcached's command-line flags (same letters, meanings and
+//! defaults), `-o key=value` options, and an optional TOML file.
+//!
+//! Precedence: command line over `--config FILE` over built-in defaults.
+//! Every invalid value is reported as one line naming the flag; `main` prints
+//! it and exits non-zero.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, Parser};
+use serde::Deserialize;
+
+use crate::storage::CacheConfig;
+
+/// The version reported by `version` and `stats`. Numeric and at least
+/// 1.4.14 because auto-discovery clients choose their commands from it.
+pub const VERSION: &str = "1.6.21";
+
+/// The largest `-I` memcached accepts (1 GiB).
+const ITEM_SIZE_MAX_UPPER: usize = 1024 * 1024 * 1024;
+/// The smallest `-I` memcached accepts (1 KiB).
+const ITEM_SIZE_MAX_LOWER: usize = 1024;
+
+/// Command line, memcached-compatible. Values stay optional so that a config
+/// file can fill what the command line leaves out.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "ferrocache",
+    version = VERSION,
+    about = "A memcached-compatible, multithreaded cache server",
+    disable_version_flag = true
+)]
+pub struct Args {
+    /// TCP port to listen on (0 = an ephemeral port, printed on stderr)
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// Interfaces to listen on, comma separated (default: all)
+    #[arg(short = 'l', long = "listen")]
+    pub listen: Option<String>,
+    /// Worker threads (default: one per core)
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Item memory in megabytes
+    #[arg(short = 'm', long = "memory-limit")]
+    pub memory_limit: Option<u64>,
+    /// Maximum simultaneous connections
+    #[arg(short = 'c', long = "conn-limit")]
+    pub conn_limit: Option<usize>,
+    /// Largest item and slab page size, e.g. 1m, 512k (1k..1024m)
+    #[arg(short = 'I', long = "max-item-size")]
+    pub max_item_size: Option<String>,
+    /// Chunk size growth factor between slab classes
+    #[arg(short = 'f', long = "slab-growth-factor")]
+    pub growth_factor: Option<f64>,
+    /// Minimum space for key, value and flags in the smallest chunk
+    #[arg(short = 'n', long = "slab-min-size")]
+    pub slab_min_size: Option<usize>,
+    /// Return an error instead of evicting when memory is full
+    #[arg(short = 'M', long = "disable-evictions")]
+    pub disable_evictions: bool,
+    /// Disable CAS uniques
+    #[arg(short = 'C', long = "disable-cas")]
+    pub disable_cas: bool,
+    /// Listen backlog
+    #[arg(short = 'b', long = "listen-backlog")]
+    pub backlog: Option<i32>,
+    /// Requests served per connection before yielding to others
+    #[arg(short = 'R', long = "max-reqs-per-event")]
+    pub reqs_per_event: Option<usize>,
+    /// Allow the `shutdown` command
+    #[arg(short = 'A', long = "enable-shutdown")]
+    pub enable_shutdown: bool,
+    /// Disable `flush_all`
+    #[arg(short = 'F', long = "disable-flush-all")]
+    pub disable_flush_all: bool,
+    /// UDP port (only 0: UDP is off)
+    #[arg(short = 'U', long = "udp-port")]
+    pub udp_port: Option<u16>,
+    /// Verbose logging to stderr (-v, -vv, -vvv)
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Print the version and exit
+    #[arg(short = 'V', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+    /// Extended options: key=value[,key=value…] (hashpower, slab_reassign,
+    /// slab_automove, lru_crawler, idle_timeout, modern, …)
+    #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
+    pub extended: Vec<String>,
+    /// Read settings from a TOML file (see conf/ferrocache.toml)
+    #[arg(long = "config")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file. Every key is optional and mirrors a flag; see
+/// `conf/ferrocache.toml`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub port: Option<u16>,
+    pub listen: Option<String>,
+    pub threads: Option<usize>,
+    pub memory_limit: Option<u64>,
+    pub conn_limit: Option<usize>,
+    pub max_item_size: Option<String>,
+    pub growth_factor: Option<f64>,
+    pub slab_min_size: Option<usize>,
+    pub disable_evictions: Option<bool>,
+    pub disable_cas: Option<bool>,
+    pub listen_backlog: Option<i32>,
+    pub max_reqs_per_event: Option<usize>,
+    pub enable_shutdown: Option<bool>,
+    pub disable_flush_all: Option<bool>,
+    pub verbose: Option<u8>,
+    pub hashpower: Option<u8>,
+    pub slab_reassign: Option<bool>,
+    pub slab_automove: Option<u8>,
+    pub lru_crawler: Option<bool>,
+    pub idle_timeout: Option<u32>,
+}
+
+/// Fully resolved settings the server runs with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub port: u16,
+    pub listen: Vec<IpAddr>,
+    pub threads: usize,
+    pub max_connections: usize,
+    pub backlog: i32,
+    pub reqs_per_event: usize,
+    pub enable_shutdown: bool,
+    pub flush_enabled: bool,
+    pub verbosity: u8,
+    /// Seconds of inactivity before a connection is closed; 0 = never.
+    pub idle_timeout: u32,
+    pub cache: CacheConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: 11211,
+            listen: vec![IpAddr::from([0, 0, 0, 0])],
+            threads: default_threads(),
+            max_connections: 1024,
+            backlog: 1024,
+            reqs_per_event: 20,
+            enable_shutdown: false,
+            flush_enabled: true,
+            verbosity: 0,
+            idle_timeout: 0,
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(4)
+}
+
+/// Parses a size with an optional `k`/`m`/`g` suffix (memcached's `-I`).
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1024),
+        b'm' | b'M' => (&s[..s.len() - 1], 1024 * 1024),
+        b'g' | b'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
+}
+
+fn parse_bool(key: &str, v: Option<&str>) -> Result<bool, String> {
+    match v {
+        None | Some("1") | Some("yes") | Some("true") => Ok(true),
+        Some("0") | Some("no") | Some("false") => Ok(false),
+        Some(other) => Err(format!("-o {key}: expected a boolean, got '{other}'")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: Option<&str>) -> Result<T, String> {
+    let v = v.ok_or_else(|| format!("-o {key}: needs a value ({key}=N)"))?;
+    v.parse()
+        .map_err(|_| format!("-o {key}: '{v}' is not a valid number"))
+}
+
+/// Options accepted for compatibility with memcached's `-o` that change
+/// nothing here.
+const ACCEPTED_NOOPS: &[&str] = &[
+    "modern",
+    "no_modern",
+    "maxconns_fast",
+    "no_maxconns_fast",
+    "lru_maintainer",
+    "no_lru_maintainer",
+    "lru_segmented",
+    "temporary_ttl",
+    "track_sizes",
+    "no_inline_ascii_resp",
+    "no_hashexpand",
+    "hash_algorithm",
+    "tail_repair_time",
+    "watcher_logbuf_size",
+    "worker_logbuf_size",
+    "slab_chunk_max",
+    "slab_automove_ratio",
+    "slab_automove_window",
+    "lru_crawler_sleep",
+    "lru_crawler_tocrawl",
+    "hot_lru_pct",
+    "warm_lru_pct",
+    "hot_max_factor",
+    "warm_max_factor",
+    "read_buf_mem_limit",
+];
+
+impl Settings {
+    /// Resolves settings from the command line (and the config file it names).
+    pub fn from_args(args: &Args) -> Result<Settings, String> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::resolve(args, &file)
+    }
+
+    fn resolve(args: &Args, file: &FileConfig) -> Result<Settings, String> {
+        let mut s = Settings::default();
+
+        // The file first, then the command line over it.
+        apply_file(&mut s, file)?;
+
+        if let Some(p) = args.port {
+            s.port = p;
+        }
+        if let Some(l) = &args.listen {
+            s.listen = parse_listen(l)?;
+        }
+        if let Some(t) = args.threads {
+            s.threads = t;
+        }
+        if let Some(m) = args.memory_limit {
+            s.cache.mem_limit = megabytes(m)?;
+        }
+        if let Some(c) = args.conn_limit {
+            s.max_connections = c;
+        }
+        if let Some(i) = &args.max_item_size {
+            s.cache.item_size_max = item_size(i)?;
+        }
+        if let Some(f) = args.growth_factor {
+            s.cache.growth_factor = f;
+        }
+        if let Some(n) = args.slab_min_size {
+            s.cache.chunk_size_min = n;
+        }
+        if args.disable_evictions {
+            s.cache.evict = false;
+        }
+        if args.disable_cas {
+            s.cache.use_cas = false;
+        }
+        if let Some(b) = args.backlog {
+            s.backlog = b;
+        }
+        if let Some(r) = args.reqs_per_event {
+            s.reqs_per_event = r;
+        }
+        if args.enable_shutdown {
+            s.enable_shutdown = true;
+        }
+        if args.disable_flush_all {
+            s.flush_enabled = false;
+        }
+        if let Some(u) = args.udp_port {
+            if u != 0 {
+                return Err("-U: UDP is not supported; only -U 0 is accepted".into());
+            }
+        }
+        if args.verbose > 0 {
+            s.verbosity = args.verbose;
+        }
+        for opts in &args.extended {
+            apply_extended(&mut s, opts)?;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.threads == 0 {
+            return Err("-t: the number of threads must be greater than 0".into());
+        }
+        if self.threads > 1024 {
+            return Err("-t: at most 1024 threads".into());
+        }
+        if self.max_connections == 0 {
+            return Err("-c: the connection limit must be greater than 0".into());
+        }
+        if self.reqs_per_event == 0 {
+            return Err("-R: the number of requests per event must be greater than 0".into());
+        }
+        if self.cache.growth_factor.is_nan()
+            || self.cache.growth_factor <= 1.0
+            || !self.cache.growth_factor.is_finite()
+        {
+            return Err("-f: the growth factor must be greater than 1".into());
+        }
+        if self.cache.chunk_size_min == 0 || self.cache.chunk_size_min > self.cache.item_size_max {
+            return Err("-n: the minimum chunk size must be between 1 and the item size".into());
+        }
+        if self.cache.item_size_max > self.cache.mem_limit / 2 {
+            return Err("-I: the item size limit cannot exceed half of -m".into());
+        }
+        if self.listen.is_empty() {
+            return Err("-l: no address to listen on".into());
+        }
+        Ok(())
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("invalid file").to_string();
+        format!("--config {}: {first}", path.display())
+    })
+}
+
+fn apply_file(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
+    if let Some(p) = f.port {
+        s.port = p;
+    }
+    if let Some(l) = &f.listen {
+        s.listen = parse_listen(l)?;
+    }
+    if let Some(t) = f.threads {
+        s.threads = t;
+    }
+    if let Some(m) = f.memory_limit {
+        s.cache.mem_limit = megabytes(m)?;
+    }
+    if let Some(c) = f.conn_limit {
+        s.max_connections = c;
+    }
+    if let Some(i) = &f.max_item_size {
+        s.cache.item_size_max = item_size(i)?;
+    }
+    if let Some(g) = f.growth_factor {
+        s.cache.growth_factor = g;
+    }
+    if let Some(n) = f.slab_min_size {
+        s.cache.chunk_size_min = n;
+    }
+    if let Some(v) = f.disable_evictions {
+        s.cache.evict = !v;
+    }
+    if let Some(v) = f.disable_cas {
+        s.cache.use_cas = !v;
+    }
+    if let Some(b) = f.listen_backlog {
+        s.backlog = b;
+    }
+    if let Some(r) = f.max_reqs_per_event {
+        s.reqs_per_event = r;
+    }
+    if let Some(v) = f.enable_shutdown {
+        s.enable_shutdown = v;
+    }
+    if let Some(v) = f.disable_flush_all {
+        s.flush_enabled = !v;
+    }
+    if let Some(v) = f.verbose {
+        s.verbosity = v;
+    }
+    if let Some(v) = f.hashpower {
+        s.cache.hashpower = check_hashpower(v)?;
+    }
+    if let Some(v) = f.slab_reassign {
+        s.cache.slab_reassign = v;
+    }
+    if let Some(v) = f.slab_automove {
+        s.cache.slab_automove = check_automove(v)?;
+    }
+    if let Some(v) = f.lru_crawler {
+        s.cache.lru_crawler = v;
+    }
+    if let Some(v) = f.idle_timeout {
+        s.idle_timeout = v;
+    }
+    Ok(())
+}
+
+fn megabytes(m: u64) -> Result<usize, String> {
+    if m == 0 {
+        return Err("-m: the memory limit must be greater than 0".into());
+    }
+    m.checked_mul(1024 * 1024)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| format!("-m: {m} megabytes is too large"))
+}
+
+fn item_size(v: &str) -> Result<usize, String> {
+    let n = parse_size(v).ok_or_else(|| format!("-I: '{v}' is not a size (e.g. 1m, 512k)"))?;
+    if n < ITEM_SIZE_MAX_LOWER {
+        return Err("-I: the item size must be at least 1k".into());
+    }
+    if n > ITEM_SIZE_MAX_UPPER {
+        return Err("-I: the item size cannot exceed 1024m".into());
+    }
+    Ok(n)
+}
+
+fn check_hashpower(v: u8) -> Result<u8, String> {
+    if !(12..=32).contains(&v) {
+        return Err("-o hashpower: must be between 12 and 32".into());
+    }
+    Ok(v)
+}
+
+fn check_automove(v: u8) -> Result<u8, String> {
+    if v > 2 {
+        return Err("-o slab_automove: must be 0, 1 or 2".into());
+    }
+    Ok(v)
+}
+
+fn parse_listen(list: &str) -> Result<Vec<IpAddr>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let a = a.trim_start_matches('[').trim_end_matches(']');
+            if a == "localhost" {
+                return Ok(IpAddr::from([127, 0, 0, 1]));
+            }
+            a.parse::<IpAddr>()
+                .map_err(|_| format!("-l: '{a}' is not an IP address"))
+        })
+        .collect()
+}
+
+fn apply_extended(s: &mut Settings, opts: &str) -> Result<(), String> {
+    for opt in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        match key {
+            "hashpower" => s.cache.hashpower = check_hashpower(parse_num(key, value)?)?,
+            "slab_reassign" => s.cache.slab_reassign = parse_bool(key, value)?,
+            "no_slab_reassign" => s.cache.slab_reassign = false,
+            "slab_automove" => {
+                // memcached accepts a bare `slab_automove` as 1.
+                let v = if value.is_none() {
+                    1
+                } else {
+                    parse_num(key, value)?
+                };
+                s.cache.slab_automove = check_automove(v)?;
+            }
+            "lru_crawler" => s.cache.lru_crawler = parse_bool(key, value)?,
+            "no_lru_crawler" => s.cache.lru_crawler = false,
+            "idle_timeout" => s.idle_timeout = parse_num(key, value)?,
+            k if ACCEPTED_NOOPS.contains(&k) => {}
+            _ => return Err(format!("-o: unknown option '{key}'")),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(argv: &[&str]) -> Result<Settings, String> {
+        let mut full = vec!["ferrocache"];
+        full.extend_from_slice(argv);
+        let args = Args::try_parse_from(full).map_err(|e| e.to_string())?;
+        Settings::from_args(&args)
+    }
+
+    #[test]
+    fn defaults_are_memcached_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.port, 11211);
+        assert_eq!(s.cache.mem_limit, 64 << 20);
+        assert_eq!(s.max_connections, 1024);
+        assert_eq!(s.cache.item_size_max, 1 << 20);
+        assert_eq!(s.cache.growth_factor, 1.25);
+        assert_eq!(s.cache.chunk_size_min, 48);
+        assert_eq!(s.reqs_per_event, 20);
+        assert!(s.cache.evict && s.cache.use_cas && s.flush_enabled && !s.enable_shutdown);
+    }
+
+    #[test]
+    fn flags_override() {
+        let s = settings(&[
+            "-p",
+            "0",
+            "-l",
+            "127.0.0.1,::1",
+            "-t",
+            "3",
+            "-m",
+            "1024",
+            "-c",
+            "10",
+            "-I",
+            "2m",
+            "-f",
+            "1.5",
+            "-n",
+            "64",
+            "-M",
+            "-C",
+            "-R",
+            "5",
+            "-A",
+            "-F",
+            "-U",
+            "0",
+            "-vv",
+            "-o",
+            "hashpower=20,slab_reassign,slab_automove=2,no_lru_crawler,idle_timeout=30,modern",
+        ])
+        .unwrap();
+        assert_eq!(s.port, 0);
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(s.threads, 3);
+        assert_eq!(s.cache.mem_limit, 1024 << 20);
+        assert_eq!(s.max_connections, 10);
+        assert_eq!(s.cache.item_size_max, 2 << 20);
+        assert_eq!(s.cache.growth_factor, 1.5);
+        assert_eq!(s.cache.chunk_size_min, 64);
+        assert!(!s.cache.evict && !s.cache.use_cas && s.enable_shutdown && !s.flush_enabled);
+        assert_eq!(s.reqs_per_event, 5);
+        assert_eq!(s.verbosity, 2);
+        assert_eq!(s.cache.hashpower, 20);
+        assert_eq!(s.cache.slab_automove, 2);
+        assert!(!s.cache.lru_crawler);
+        assert_eq!(s.idle_timeout, 30);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(settings(&["-I", "512"]).is_err());
+        assert!(settings(&["-I", "2048m"]).is_err());
+        assert!(settings(&["-I", "abc"]).is_err());
+        assert!(settings(&["-U", "11211"]).is_err());
+        assert!(settings(&["-o", "nonsense=1"]).is_err());
+        assert!(settings(&["-t", "0"]).is_err());
+        assert!(settings(&["-f", "1.0"]).is_err());
+        assert!(settings(&["-m", "0"]).is_err());
+        assert!(settings(&["-m", "64", "-I", "64m"]).is_err());
+        assert!(settings(&["-l", "not-an-ip"]).is_err());
+        assert!(settings(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn sizes_take_suffixes() {
+        assert_eq!(parse_size("1k"), Some(1024));
+        assert_eq!(parse_size("1m"), Some(1 << 20));
+        assert_eq!(parse_size("2048"), Some(2048));
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("k"), None);
+    }
+
+    #[test]
+    fn file_then_command_line() {
+        let dir = std::env::temp_dir().join(format!("ferrocache-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.toml");
+        std::fs::write(
+            &path,
+            "port = 12000\nmemory_limit = 128\nidle_timeout = 5\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = settings(&["--config", p, "-m", "256"]).unwrap();
+        assert_eq!(s.port, 12000);
+        assert_eq!(s.cache.mem_limit, 256 << 20);
+        assert_eq!(s.idle_timeout, 5);
+        std::fs::write(&path, "prot = 1\n").unwrap();
+        assert!(settings(&["--config", p]).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

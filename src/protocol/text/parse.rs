@@ -1,0 +1,564 @@
+//! Text request parsing: framing, tokenizing and one function per command
+//! family. Everything here is allocation-free and must never panic, whatever
+//! the bytes.
+
+use memchr::memchr;
+
+use crate::protocol::{
+    ArithOp, ClientError, KeyList, Limits, Parsed, Request, Response, StatsGroup, StoreMode,
+    KEY_MAX_LENGTH, LINE_MAX_LENGTH,
+};
+
+/// memcached skips at most this many leading spaces when it decides whether
+/// an over-long line is a multiget it should keep reading.
+const MAX_LEADING_SPACES: usize = 100;
+
+/// Largest data block a storage command may announce (`INT_MAX - 2` in
+/// memcached, which adds the two terminator bytes to an `int`).
+const MAX_DATA_LEN: u64 = i32::MAX as u64 - 2;
+
+/// Parses the first request at the front of `buf`.
+///
+/// A command line ends at the first `\n`; one `\r` before it is dropped, and
+/// (as memcached reads the line as a C string) the line ends at its first NUL
+/// byte. Tokens are separated by runs of spaces; tabs are ordinary bytes.
+///
+/// Storage commands are returned only once their whole data block and its
+/// `\r\n` are buffered. A value above [`Limits::item_size_max`] is rejected
+/// from its command line alone: `consumed` then covers the part of the data
+/// block already buffered and `swallow` the part still to come.
+///
+/// A line with no `\n` in its first [`LINE_MAX_LENGTH`] + 1 bytes closes the
+/// connection without a reply, unless it is a `get`/`gets`/`gat`/`gats` line,
+/// which may grow up to [`Limits::max_get_line`].
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
+    let newline = match find_newline(buf, limits) {
+        LineEnd::At(i) => i,
+        LineEnd::NotYet => return Parsed::Incomplete,
+        LineEnd::TooLong => return too_long(),
+    };
+    let line = command_text(&buf[..newline]);
+    let next = newline + 1;
+
+    let mut tokens = Tokens::new(line);
+    let Some(command) = tokens.next() else {
+        return invalid(Response::Error, next, false);
+    };
+    match command {
+        b"get" => retrieval(tokens, next, false, false),
+        b"gets" => retrieval(tokens, next, true, false),
+        b"gat" => retrieval(tokens, next, false, true),
+        b"gats" => retrieval(tokens, next, true, true),
+        b"set" => storage(tokens, buf, next, limits, StoreMode::Set),
+        b"add" => storage(tokens, buf, next, limits, StoreMode::Add),
+        b"replace" => storage(tokens, buf, next, limits, StoreMode::Replace),
+        b"append" => storage(tokens, buf, next, limits, StoreMode::Append),
+        b"prepend" => storage(tokens, buf, next, limits, StoreMode::Prepend),
+        b"cas" => storage(tokens, buf, next, limits, StoreMode::Cas),
+        b"delete" => delete(tokens, next),
+        b"incr" => arith(tokens, next, ArithOp::Incr),
+        b"decr" => arith(tokens, next, ArithOp::Decr),
+        b"touch" => touch(tokens, next),
+        b"flush_all" => flush_all(tokens, next),
+        b"verbosity" => verbosity(tokens, next),
+        b"cache_memlimit" => cache_memlimit(tokens, next),
+        b"shutdown" => shutdown(tokens, next),
+        b"stats" => stats(tokens, next),
+        // memcached ignores anything after these two.
+        b"version" => request(Request::Version, next),
+        b"quit" => request(Request::Quit, next),
+        _ => invalid(Response::Error, next, false),
+    }
+}
+
+enum LineEnd {
+    /// Index of the `\n` ending the first line.
+    At(usize),
+    /// No `\n` yet, and the line may still grow.
+    NotYet,
+    /// No `\n` within the allowed length: close the connection.
+    TooLong,
+}
+
+/// Finds the end of the first line, enforcing the 2048-byte rule.
+///
+/// memcached closes a connection whose buffered bytes exceed 2048 without a
+/// newline. Applying the rule to the first 2049 bytes, whatever else is
+/// buffered, gives the same answer for a line that trickles in and makes the
+/// outcome independent of how the bytes were split into reads.
+fn find_newline(buf: &[u8], limits: &Limits) -> LineEnd {
+    let head = &buf[..buf.len().min(LINE_MAX_LENGTH + 1)];
+    if let Some(i) = memchr(b'\n', head) {
+        return LineEnd::At(i);
+    }
+    if buf.len() <= LINE_MAX_LENGTH {
+        return LineEnd::NotYet;
+    }
+    if !is_multiget(buf) {
+        return LineEnd::TooLong;
+    }
+    let limit = limits.max_get_line.max(LINE_MAX_LENGTH);
+    let window = &buf[head.len()..buf.len().min(limit.saturating_add(1))];
+    match memchr(b'\n', window) {
+        Some(i) => LineEnd::At(head.len() + i),
+        None if buf.len() > limit => LineEnd::TooLong,
+        None => LineEnd::NotYet,
+    }
+}
+
+/// Whether an over-long line is a retrieval, which may legitimately carry
+/// thousands of keys. memcached exempts only `get`/`gets`; we also exempt
+/// `gat`/`gats` (see `docs/compat-text.md`).
+fn is_multiget(buf: &[u8]) -> bool {
+    let spaces = buf
+        .iter()
+        .take(MAX_LEADING_SPACES + 1)
+        .take_while(|&&b| b == b' ')
+        .count();
+    if spaces > MAX_LEADING_SPACES {
+        return false;
+    }
+    let rest = &buf[spaces..];
+    [&b"get "[..], b"gets ", b"gat ", b"gats "]
+        .iter()
+        .any(|prefix| rest.starts_with(prefix))
+}
+
+/// The part of a line memcached interprets: without the `\r` before the
+/// `\n`, and cut at the first NUL byte.
+fn command_text(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match memchr(0, line) {
+        Some(nul) => &line[..nul],
+        None => line,
+    }
+}
+
+/// Space-separated tokens of a command line; empty tokens are skipped.
+struct Tokens<'a> {
+    line: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        Tokens { line, pos: 0 }
+    }
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.line.get(self.pos..)?;
+        let start = self.pos + rest.iter().position(|&b| b != b' ')?;
+        let len = self.line[start..]
+            .iter()
+            .position(|&b| b == b' ')
+            .unwrap_or(self.line.len() - start);
+        self.pos = start + len;
+        Some(&self.line[start..start + len])
+    }
+
+    /// What is left of the line, unsplit.
+    fn rest(&self) -> &'a [u8] {
+        self.line.get(self.pos..).unwrap_or_default()
+    }
+
+    /// The next (up to) `N` tokens and how many there were; the count stops
+    /// at `N + 1`, which means "too many" to every caller.
+    fn take<const N: usize>(&mut self) -> ([&'a [u8]; N], usize) {
+        let mut out = [&[][..]; N];
+        let mut n = 0;
+        while n <= N {
+            let Some(token) = self.next() else { break };
+            if let Some(slot) = out.get_mut(n) {
+                *slot = token;
+            }
+            n += 1;
+        }
+        (out, n)
+    }
+}
+
+fn request(request: Request<'_>, consumed: usize) -> Parsed<'_> {
+    Parsed::Request { request, consumed }
+}
+
+fn invalid(error: Response<'static>, consumed: usize, quiet: bool) -> Parsed<'static> {
+    Parsed::Invalid {
+        error,
+        consumed,
+        swallow: 0,
+        close: false,
+        quiet,
+    }
+}
+
+fn client_error(error: ClientError, consumed: usize, quiet: bool) -> Parsed<'static> {
+    invalid(Response::ClientError(error), consumed, quiet)
+}
+
+/// memcached closes such connections without a word; `error` only says why.
+fn too_long() -> Parsed<'static> {
+    Parsed::Invalid {
+        error: Response::ClientError(ClientError::LineTooLong),
+        consumed: 0,
+        swallow: 0,
+        close: true,
+        quiet: true,
+    }
+}
+
+/// memcached honours `noreply` when it is the last token, whatever the
+/// token count, so `incr k noreply` fails silently (the delta is missing).
+fn noreply(args: &[&[u8]]) -> bool {
+    args.last() == Some(&&b"noreply"[..])
+}
+
+/// `get|gets <key>+` and `gat|gats <exptime> <key>*`.
+///
+/// One key over 250 bytes turns the whole command into a `CLIENT_ERROR`
+/// (memcached discards the values it already gathered). `gat` with no key
+/// is valid and answers `END`.
+fn retrieval(mut tokens: Tokens<'_>, next: usize, with_cas: bool, touch: bool) -> Parsed<'_> {
+    let exptime = if touch {
+        let Some(token) = tokens.next() else {
+            return invalid(Response::Error, next, false);
+        };
+        match parse_i64(token) {
+            Some(exptime) => Some(exptime),
+            None => return client_error(ClientError::InvalidExptime, next, false),
+        }
+    } else {
+        None
+    };
+
+    let rest = tokens.rest();
+    let mut first = None;
+    let mut end = 0;
+    let mut i = 0;
+    while i < rest.len() {
+        if rest[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        let key_end = memchr(b' ', &rest[i..]).map_or(rest.len(), |n| i + n);
+        if key_end - i > KEY_MAX_LENGTH {
+            return client_error(ClientError::BadCommandLineFormat, next, false);
+        }
+        first.get_or_insert(i);
+        end = key_end;
+        i = key_end;
+    }
+    let keys = match first {
+        Some(start) => KeyList::new(&rest[start..end]),
+        None if touch => KeyList::new(&[]),
+        None => return invalid(Response::Error, next, false),
+    };
+    request(
+        Request::Get {
+            keys,
+            with_cas,
+            touch: exptime,
+        },
+        next,
+    )
+}
+
+/// `<cmd> <key> <flags> <exptime> <bytes> [<cas>] [noreply]` + data block.
+fn storage<'a>(
+    mut tokens: Tokens<'a>,
+    buf: &'a [u8],
+    next: usize,
+    limits: &Limits,
+    mode: StoreMode,
+) -> Parsed<'a> {
+    let (args, n) = tokens.take::<6>();
+    let required = if mode == StoreMode::Cas { 5 } else { 4 };
+    if n != required && n != required + 1 {
+        return invalid(Response::Error, next, false);
+    }
+    let args = &args[..n];
+    let noreply = noreply(args);
+    let bad_format = || client_error(ClientError::BadCommandLineFormat, next, noreply);
+
+    let key = args[0];
+    if key.len() > KEY_MAX_LENGTH {
+        return bad_format();
+    }
+    let (Some(flags), Some(exptime), Some(len)) =
+        (parse_u32(args[1]), parse_i64(args[2]), parse_i64(args[3]))
+    else {
+        return bad_format();
+    };
+    let cas = if mode == StoreMode::Cas {
+        match parse_u64(args[4]) {
+            Some(cas) => cas,
+            None => return bad_format(),
+        }
+    } else {
+        0
+    };
+    let len = match u64::try_from(len) {
+        Ok(len) if len <= MAX_DATA_LEN => len as usize,
+        _ => return bad_format(),
+    };
+
+    // The data block and its terminator follow the line.
+    let block_end = next + len + 2;
+    if len > limits.item_size_max {
+        let consumed = block_end.min(buf.len());
+        return Parsed::Oversized {
+            request: Request::StoreTooLarge { mode, key, noreply },
+            consumed,
+            swallow: block_end - consumed,
+        };
+    }
+    if buf.len() < block_end {
+        return Parsed::Incomplete;
+    }
+    // memcached reads exactly `len + 2` bytes and then checks the last two;
+    // whatever follows is parsed as the next command.
+    if &buf[next + len..block_end] != b"\r\n" {
+        return client_error(ClientError::BadDataChunk, block_end, noreply);
+    }
+    request(
+        Request::Store {
+            mode,
+            key,
+            flags,
+            exptime,
+            cas,
+            value: &buf[next..next + len],
+            noreply,
+        },
+        block_end,
+    )
+}
+
+/// `delete <key> [0] [noreply]`: memcached still accepts the hold time of
+/// old clients, but only `0`.
+fn delete(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let (args, n) = tokens.take::<3>();
+    if n == 0 || n > 3 {
+        return invalid(Response::Error, next, false);
+    }
+    let args = &args[..n];
+    // memcached looks for `noreply` only when there is more than the key.
+    let noreply = n > 1 && noreply(args);
+    if n > 1 {
+        let hold_is_zero = args[1] == b"0";
+        let valid = (n == 2 && (hold_is_zero || noreply)) || (n == 3 && hold_is_zero && noreply);
+        if !valid {
+            return client_error(ClientError::BadDeleteFormat, next, noreply);
+        }
+    }
+    let key = args[0];
+    if key.len() > KEY_MAX_LENGTH {
+        return client_error(ClientError::BadCommandLineFormat, next, noreply);
+    }
+    request(Request::Delete { key, noreply }, next)
+}
+
+/// `incr|decr <key> <delta> [noreply]`; a third token other than `noreply`
+/// is ignored, as memcached does.
+fn arith(mut tokens: Tokens<'_>, next: usize, op: ArithOp) -> Parsed<'_> {
+    let (args, n) = tokens.take::<3>();
+    if n != 2 && n != 3 {
+        return invalid(Response::Error, next, false);
+    }
+    let args = &args[..n];
+    let noreply = noreply(args);
+    let key = args[0];
+    if key.len() > KEY_MAX_LENGTH {
+        return client_error(ClientError::BadCommandLineFormat, next, noreply);
+    }
+    let Some(delta) = parse_u64(args[1]) else {
+        return client_error(ClientError::InvalidDeltaArgument, next, noreply);
+    };
+    request(
+        Request::Arith {
+            op,
+            key,
+            delta,
+            noreply,
+        },
+        next,
+    )
+}
+
+/// `touch <key> <exptime> [noreply]`.
+fn touch(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let (args, n) = tokens.take::<3>();
+    if n != 2 && n != 3 {
+        return invalid(Response::Error, next, false);
+    }
+    let args = &args[..n];
+    let noreply = noreply(args);
+    let key = args[0];
+    if key.len() > KEY_MAX_LENGTH {
+        return client_error(ClientError::BadCommandLineFormat, next, noreply);
+    }
+    let Some(exptime) = parse_i64(args[1]) else {
+        return client_error(ClientError::InvalidExptime, next, noreply);
+    };
+    request(
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        },
+        next,
+    )
+}
+
+/// `flush_all [delay] [noreply]`; with two arguments the second is ignored
+/// unless it is `noreply`.
+fn flush_all(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let (args, n) = tokens.take::<2>();
+    if n > 2 {
+        return invalid(Response::Error, next, false);
+    }
+    let args = &args[..n];
+    let noreply = noreply(args);
+    let delay = if n == usize::from(noreply) {
+        0
+    } else {
+        match parse_i64(args[0]) {
+            Some(delay) => delay,
+            None => return client_error(ClientError::InvalidExptime, next, noreply),
+        }
+    };
+    request(Request::FlushAll { delay, noreply }, next)
+}
+
+/// `verbosity <level> [noreply]`.
+fn verbosity(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let (args, n) = tokens.take::<2>();
+    if n != 1 && n != 2 {
+        return invalid(Response::Error, next, false);
+    }
+    let args = &args[..n];
+    let noreply = noreply(args);
+    match parse_u32(args[0]) {
+        Some(level) => request(Request::Verbosity { level, noreply }, next),
+        None => client_error(ClientError::BadCommandLineFormat, next, noreply),
+    }
+}
+
+/// `cache_memlimit <megabytes> [noreply]`; memcached answers a bad number
+/// with a plain `ERROR`.
+fn cache_memlimit(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let (args, n) = tokens.take::<2>();
+    if n != 1 && n != 2 {
+        return invalid(Response::Error, next, false);
+    }
+    let args = &args[..n];
+    let noreply = noreply(args);
+    match parse_u32(args[0]) {
+        Some(megabytes) => request(
+            Request::CacheMemlimit {
+                megabytes: u64::from(megabytes),
+                noreply,
+            },
+            next,
+        ),
+        None => invalid(Response::Error, next, noreply),
+    }
+}
+
+/// `shutdown [graceful]`. Whether it is allowed is `exec`'s call.
+fn shutdown(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let (args, n) = tokens.take::<1>();
+    match n {
+        0 => request(Request::Shutdown { graceful: false }, next),
+        1 if args[0] == b"graceful" => request(Request::Shutdown { graceful: true }, next),
+        _ => client_error(ClientError::InvalidShutdownMode, next, false),
+    }
+}
+
+/// `stats [group]`; memcached ignores further arguments of these groups.
+fn stats(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let group = match tokens.next() {
+        None => StatsGroup::General,
+        Some(b"settings") => StatsGroup::Settings,
+        Some(b"items") => StatsGroup::Items,
+        Some(b"slabs") => StatsGroup::Slabs,
+        Some(b"sizes") => StatsGroup::Sizes,
+        Some(b"conns") => StatsGroup::Conns,
+        Some(b"reset") => StatsGroup::Reset,
+        Some(other) => StatsGroup::Other(other),
+    };
+    request(Request::Stats { group }, next)
+}
+
+/// C `isspace` in the "C" locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Reads a number the way memcached's `strtol`/`strtoul` wrappers do:
+/// optional leading white space, an optional sign, at least one digit, then
+/// the end of the token or white space (anything after it is ignored, so
+/// `1\tjunk` is 1). Returns the sign and the magnitude; `None` when it is
+/// not a number or does not fit in 64 bits.
+fn c_number(token: &[u8]) -> Option<(bool, u64)> {
+    // Fast path: plain digits, too few to overflow.
+    if !token.is_empty() && token.len() <= 19 && token.iter().all(u8::is_ascii_digit) {
+        let value = token
+            .iter()
+            .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+        return Some((false, value));
+    }
+    let mut i = token.iter().take_while(|&&b| is_c_space(b)).count();
+    let negative = match token.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits = &token[i..];
+    let count = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    if count == 0 {
+        return None;
+    }
+    if let Some(&after) = digits.get(count) {
+        if !is_c_space(after) {
+            return None;
+        }
+    }
+    let mut value: u64 = 0;
+    for &d in &digits[..count] {
+        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some((negative, value))
+}
+
+/// An unsigned 64-bit number (CAS unique, incr/decr delta). `-0` is 0, any
+/// other negative number is rejected.
+fn parse_u64(token: &[u8]) -> Option<u64> {
+    match c_number(token)? {
+        (true, 0) => Some(0),
+        (true, _) => None,
+        (false, value) => Some(value),
+    }
+}
+
+/// An unsigned 32-bit number (client flags, verbosity, memory limit).
+/// memcached 1.6.18 silently truncates larger values; we reject them.
+fn parse_u32(token: &[u8]) -> Option<u32> {
+    u32::try_from(parse_u64(token)?).ok()
+}
+
+/// A signed 64-bit number (exptime, flush delay, data length).
+fn parse_i64(token: &[u8]) -> Option<i64> {
+    match c_number(token)? {
+        (true, magnitude) if magnitude <= i64::MIN.unsigned_abs() => {
+            Some((magnitude as i64).wrapping_neg())
+        }
+        (false, value) => i64::try_from(value).ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,149 @@
+//! The running server: listeners, the acceptor, the workers and the
+//! housekeeper thread, and their orderly shutdown.
+//!
+//! Lock and ownership rules (all of them):
+//! - A connection belongs to exactly one worker for its whole life; no other
+//!   thread touches its socket or buffers.
+//! - Workers share only `ServerState`: the cache (its own locks, see
+//!   `storage`), atomic counters, and two small mutexes (the `stats conns`
+//!   table and the listener list) that are never held while taking another.
+//! - The acceptor hands connections over a channel and wakes the worker.
+
+mod acceptor;
+mod conn;
+mod listener;
+mod worker;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::{Poll, Waker};
+
+use crate::config::Settings;
+use crate::state::{ServerState, ShutdownCause};
+
+pub use conn::OUT_HIGH_WATER;
+
+/// How often the housekeeper ticks the clock and runs storage maintenance.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A started server. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    state: Arc<ServerState>,
+    addrs: Vec<SocketAddr>,
+    acceptor_waker: Arc<Waker>,
+    worker_wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<()>>,
+    housekeeper_stop: crossbeam_channel::Sender<()>,
+}
+
+impl Server {
+    /// Binds the listeners and starts every thread. Errors (a port in use, a
+    /// bad address) are returned before anything is served.
+    pub fn start(mut settings: Settings) -> io::Result<Server> {
+        let listeners = listener::bind_all(&settings.listen, settings.port, settings.backlog)?;
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+        // `stats settings` reports the port really bound when 0 was asked for.
+        if let Some(a) = addrs.first() {
+            settings.port = a.port();
+        }
+        let nthreads = settings.threads;
+        let state = Arc::new(ServerState::new(settings));
+
+        let mut threads = Vec::new();
+        let mut handles = Vec::new();
+        let mut worker_wakers = Vec::new();
+        for i in 0..nthreads {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), acceptor::WAKER)?);
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let w = worker::Worker::new(poll, rx, state.clone(), i);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || w.run())?,
+            );
+            worker_wakers.push(waker.clone());
+            handles.push(acceptor::WorkerHandle { tx, waker });
+        }
+
+        let (acc, acceptor_waker) = acceptor::Acceptor::new(listeners, handles, state.clone())?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("acceptor".into())
+                .spawn(move || acc.run())?,
+        );
+
+        let (housekeeper_stop, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let hk_state = state.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("housekeeper".into())
+                .spawn(move || housekeeper(&hk_state, &stop_rx))?,
+        );
+
+        Ok(Server {
+            state,
+            addrs,
+            acceptor_waker,
+            worker_wakers,
+            threads,
+            housekeeper_stop,
+        })
+    }
+
+    /// The bound addresses, one per listener (with the real port when 0 was
+    /// asked for).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// Blocks until a signal or the `shutdown` command asks the server to stop.
+    pub fn wait_for_shutdown_request(&self) -> ShutdownCause {
+        self.state
+            .shutdown_requests()
+            .recv()
+            .unwrap_or(ShutdownCause::Signal)
+    }
+
+    /// Stops accepting, lets workers flush queued replies, and joins every
+    /// thread.
+    pub fn shutdown(self) {
+        self.state.set_stopping();
+        let _ = self.acceptor_waker.wake();
+        for w in &self.worker_wakers {
+            let _ = w.wake();
+        }
+        let _ = self.housekeeper_stop.send(());
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ticks the clock and runs storage maintenance until told to stop.
+fn housekeeper(state: &ServerState, stop: &crossbeam_channel::Receiver<()>) {
+    loop {
+        state.clock.tick();
+        let more = state.cache.maintain(state.clock.now());
+        let wait = if more {
+            Duration::from_millis(1)
+        } else {
+            HOUSEKEEPING_INTERVAL
+        };
+        match stop.recv_timeout(wait) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! A worker thread: its own `mio::Poll` and connection table. Connections
+//! arrive from the acceptor over a channel followed by a wake-up. Sockets are
+//! edge-triggered and drained to `WouldBlock`; a connection that used up its
+//! request budget (`-R`) is put on a ready list and served again after the
+//! others, so one busy client cannot starve the rest.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::acceptor::{NewConn, WAKER};
+use super::conn::{Conn, Next, Scratch};
+use crate::exec::Context;
+use crate::protocol::Limits;
+use crate::state::ServerState;
+use crate::stats::ThreadStats;
+
+/// How long a stopping worker keeps trying to flush queued replies.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+pub struct Worker {
+    poll: Poll,
+    rx: Receiver<NewConn>,
+    conns: Slab<Conn>,
+    state: Arc<ServerState>,
+    stats: Arc<ThreadStats>,
+    scratch: Scratch,
+    ready: VecDeque<usize>,
+    limits: Limits,
+}
+
+impl Worker {
+    pub fn new(poll: Poll, rx: Receiver<NewConn>, state: Arc<ServerState>, index: usize) -> Self {
+        let stats = state.threads[index].clone();
+        let limits = Limits {
+            item_size_max: state.settings.cache.item_size_max,
+            ..Limits::default()
+        };
+        Worker {
+            poll,
+            rx,
+            conns: Slab::new(),
+            state,
+            stats,
+            scratch: Scratch::new(),
+            ready: VecDeque::new(),
+            limits,
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut last_sweep = Instant::now();
+        loop {
+            let timeout = if self.ready.is_empty() {
+                Some(Duration::from_secs(1))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("ferrocache: worker poll failed: {e}");
+                break;
+            }
+            if self.state.is_stopping() {
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.adopt_new(),
+                    Token(key) => self.serve(key),
+                }
+            }
+            // Connections that yielded get one more turn each, in order.
+            for _ in 0..self.ready.len() {
+                if let Some(key) = self.ready.pop_front() {
+                    self.serve(key);
+                }
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(1) {
+                last_sweep = Instant::now();
+                self.close_idle();
+            }
+        }
+        self.shut_down();
+    }
+
+    fn adopt_new(&mut self) {
+        while let Ok(nc) = self.rx.try_recv() {
+            let now = self.state.clock.now();
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd, now);
+            // Both interests once: with edge triggering there is nothing to
+            // re-register when a connection switches between reading and
+            // waiting for its output to drain.
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut conn.stream,
+                    Token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
+                self.forget(nc.id);
+                continue;
+            }
+            entry.insert(conn);
+            // Data may have arrived before registration; serve it now.
+            self.serve(key);
+        }
+    }
+
+    fn serve(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let cx = Context {
+            state: &self.state,
+            stats: &self.stats,
+            conn_id: conn.id,
+        };
+        match conn.drive(
+            &mut self.scratch,
+            &cx,
+            &self.limits,
+            self.state.settings.reqs_per_event,
+        ) {
+            Next::Wait => {}
+            Next::Yield => {
+                self.stats.conn_yields.incr();
+                if !self.ready.contains(&key) {
+                    self.ready.push_back(key);
+                }
+            }
+            Next::Close => self.close(key),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.ready.retain(|&k| k != key);
+            self.forget(conn.id);
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        self.state.unregister_conn(id);
+        self.state
+            .conns
+            .curr_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn close_idle(&mut self) {
+        let limit = self.state.settings.idle_timeout;
+        if limit == 0 {
+            return;
+        }
+        let now = self.state.clock.now();
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.saturating_sub(c.last_active) > limit && !c.has_output())
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.close(key);
+        }
+    }
+
+    /// Stops serving: drops connections still in the channel, writes what is
+    /// queued for each connection (bounded in time), then closes them all.
+    fn shut_down(&mut self) {
+        while let Ok(nc) = self.rx.try_recv() {
+            self.forget(nc.id);
+        }
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        let mut events = Events::with_capacity(256);
+        loop {
+            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                let id = self.conns[key].id;
+                let cx = Context {
+                    state: &self.state,
+                    stats: &self.stats,
+                    conn_id: id,
+                };
+                let done = self.conns[key].flush_on_shutdown(&cx);
+                if done {
+                    self.close(key);
+                }
+            }
+            if self.conns.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let _ = self.poll.poll(&mut events, Some(deadline - Instant::now()));
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! State shared by every thread of a running server: settings, the cache,
+//! the clock, counters, the table behind `stats conns`, and the shutdown
+//! request. Nothing here touches sockets.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::stats::{ConnStats, ThreadStats};
+use crate::storage::Cache;
+
+/// What `stats conns` shows of one open connection.
+#[derive(Debug)]
+pub struct ConnEntry {
+    /// The socket's file descriptor (memcached keys the report by it).
+    pub fd: i32,
+    pub peer: String,
+    pub local: String,
+    /// Relative time of the last command, updated by the owning worker.
+    pub last_cmd: Arc<AtomicU32>,
+}
+
+/// Why the server stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownCause {
+    Signal,
+    Command,
+}
+
+/// Everything the threads of one server share.
+pub struct ServerState {
+    pub settings: Settings,
+    pub cache: Cache,
+    pub clock: Clock,
+    pub threads: Vec<Arc<ThreadStats>>,
+    pub conns: ConnStats,
+    /// Current `verbosity` level (settable at run time).
+    pub verbosity: AtomicU8,
+    /// Listening sockets as (fd, address) for `stats conns`.
+    pub listeners: Mutex<Vec<(i32, String)>>,
+    open: Mutex<BTreeMap<u64, ConnEntry>>,
+    stopping: AtomicBool,
+    shutdown_tx: Sender<ShutdownCause>,
+    shutdown_rx: Receiver<ShutdownCause>,
+}
+
+impl ServerState {
+    /// Builds the shared state; one [`ThreadStats`] per worker.
+    pub fn new(settings: Settings) -> Self {
+        let cache = Cache::new(settings.cache.clone());
+        let threads = (0..settings.threads)
+            .map(|_| Arc::new(ThreadStats::default()))
+            .collect();
+        let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded(4);
+        ServerState {
+            verbosity: AtomicU8::new(settings.verbosity),
+            settings,
+            cache,
+            clock: Clock::new(),
+            threads,
+            conns: ConnStats::default(),
+            listeners: Mutex::new(Vec::new()),
+            open: Mutex::new(BTreeMap::new()),
+            stopping: AtomicBool::new(false),
+            shutdown_tx,
+            shutdown_rx,
+        }
+    }
+
+    /// Asks the server to stop (a signal or the `shutdown` command).
+    pub fn request_shutdown(&self, cause: ShutdownCause) {
+        let _ = self.shutdown_tx.try_send(cause);
+    }
+
+    /// Where the main thread waits for a shutdown request.
+    pub fn shutdown_requests(&self) -> &Receiver<ShutdownCause> {
+        &self.shutdown_rx
+    }
+
+    /// Marks the server as stopping; workers see it on their next wake-up.
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Records an open connection for `stats conns`.
+    pub fn register_conn(&self, id: u64, entry: ConnEntry) {
+        self.open.lock().unwrap().insert(id, entry);
+    }
+
+    /// Forgets a closed connection.
+    pub fn unregister_conn(&self, id: u64) {
+        self.open.lock().unwrap().remove(&id);
+    }
+
+    /// Calls `f` for every open connection, in id order.
+    pub fn for_each_conn(&self, mut f: impl FnMut(u64, &ConnEntry)) {
+        for (id, e) in self.open.lock().unwrap().iter() {
+            f(*id, e);
+        }
+    }
+
+    /// Logs a line on stderr when the verbosity is at least `level`.
+    pub fn log(&self, level: u8, msg: std::fmt::Arguments<'_>) {
+        if self.verbosity.load(Ordering::Relaxed) >= level {
+            eprintln!("{msg}");
+        }
+    }
+}
