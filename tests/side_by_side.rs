@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 const QUIET: Duration = Duration::from_millis(30);
 const FIRST_BYTE: Duration = Duration::from_millis(400);
 const SLOW_SIDE_LIMIT: Duration = Duration::from_secs(3);
+const DIVERGED_QUIET: Duration = Duration::from_millis(100);
 
 struct Step {
     line_no: usize,
@@ -286,6 +287,14 @@ fn read_reply_like(c: &mut Conn, side: &Side, want: &Reply, want_norm: &[u8]) ->
             let norm = scratch.normalise(&bytes);
             if norm.ends_with(&last_line) && norm.len() >= want_norm.len() {
                 break;
+            }
+            // Already different from the reference (beyond a partly received line): no need
+            // to wait for the time limit, just collect what else arrives.
+            let complete = norm.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+            if !want_norm.starts_with(&norm[..complete]) {
+                let extra = read_reply_quiet(c, DIVERGED_QUIET);
+                bytes.extend(extra.bytes);
+                return Reply { bytes, closed: extra.closed };
             }
         }
         if Instant::now() > deadline {
