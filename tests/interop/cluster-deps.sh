@@ -7,6 +7,20 @@ set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
+}
+
+# Runtimes first, from Debian when missing.
+missing=""
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+python3 -m pip --version >/dev/null 2>&1 || missing="$missing python3-pip"
+if [ -n "$missing" ]; then
+    echo "cluster-deps: installing$missing" >&2
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
+fi
+
 node_dir="$root/target/interop/node"
 mkdir -p "$node_dir"
 if [ ! -f "$node_dir/node_modules/memcache-plus/package.json" ]; then
