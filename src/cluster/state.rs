@@ -310,14 +310,6 @@ impl State {
         }
     }
 
-    /// Number of recorded nodes currently considered failed (not left).
-    pub fn failed_count(&self, now: Instant) -> usize {
-        self.records
-            .iter()
-            .filter(|(ep, r)| !r.left && self.down(ep, now))
-            .count()
-    }
-
     /// The list this node would publish now: the administered list and the
     /// nodes that joined since, minus nodes that left or went silent. Never
     /// empty (an empty list makes clients drop every server).
