@@ -128,6 +128,13 @@ pub fn execute<S: Sink>(
             ..
         } => {
             stats.cmd_set.incr();
+            // An item that cannot fit a page even alone is refused before
+            // any merge; an append that only grows too large with the old
+            // value is NOT_STORED below.
+            if value.len() > state.cache.max_value_len(key.len()) {
+                out.reply(&refuse_store(mode, key, ServerError::ObjectTooLarge, cx));
+                return Outcome::Done;
+            }
             let deadline = state.clock.deadline(exptime);
             let reply = match state
                 .cache

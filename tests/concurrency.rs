@@ -182,7 +182,7 @@ fn concurrent_set_get_never_tears_values() {
                     } else {
                         let v = c.get("shared").unwrap();
                         assert!(
-                            vals.iter().any(|x| *x == v),
+                            vals.contains(&v),
                             "torn value of {} bytes",
                             v.len()
                         );

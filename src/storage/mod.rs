@@ -502,6 +502,9 @@ impl Cache {
             (StoreMode::Add, Some(_)) => Err(StoreOutcome::NotStored),
             (StoreMode::Add, None) => Ok(()),
             (StoreMode::Cas, None) => Err(StoreOutcome::NotFound),
+            // Without CAS uniques (-C) no client can hold a matching one:
+            // memcached answers EXISTS to every cas on a present key.
+            (StoreMode::Cas, Some(_)) if !self.config.use_cas => Err(StoreOutcome::Exists),
             (StoreMode::Cas, Some(c)) if c != cas_in => Err(StoreOutcome::Exists),
             (StoreMode::Cas, Some(_)) => Ok(()),
             (_, None) if cas_in != 0 => Err(StoreOutcome::NotFound),

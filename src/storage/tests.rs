@@ -161,7 +161,10 @@ fn cas_unique_and_disabled() {
     });
     assert_eq!(stored(set(&c, b"k", b"v")), 0);
     assert!(matches!(gets(&c, b"k"), Lookup::Hit((_, _, 0))));
-    stored(c.store(StoreMode::Cas, b"k", 0, 0, b"w", 0, NOW));
+    assert_eq!(
+        c.store(StoreMode::Cas, b"k", 0, 0, b"w", 0, NOW),
+        StoreOutcome::Exists
+    );
 }
 
 #[test]
