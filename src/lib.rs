@@ -13,6 +13,7 @@
 //! `storage::Cache` → `protocol::text::encode` → `server::conn`.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod exec;
 pub mod protocol;
