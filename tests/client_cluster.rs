@@ -103,8 +103,8 @@ fn follows_a_real_cluster() {
             max_ejected_fraction: 0.5,
             mode: FailoverMode::Eject,
         })
-        .connect_timeout(Duration::from_millis(200))
-        .read_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
+        .read_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     assert!(wait_until(Duration::from_secs(5), || names(&client)

@@ -83,7 +83,7 @@ macro_rules! require {
 pub struct ServerProcess {
     pub host: String,
     pub port: u16,
-    child: Child,
+    child: Option<Child>,
     program: PathBuf,
     extra: Vec<String>,
 }
@@ -145,7 +145,7 @@ impl ServerProcess {
         Some(ServerProcess {
             host: host.to_owned(),
             port,
-            child,
+            child: Some(child),
             program: program.to_owned(),
             extra: args.to_vec(),
         })
@@ -153,16 +153,22 @@ impl ServerProcess {
 
     /// Asks the process to stop (SIGTERM) and waits for it.
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
     }
 
-    /// Kills the process (SIGKILL) and waits for it.
+    /// Kills the process (SIGKILL). Its sockets close at once; reaping happens on a helper
+    /// thread because on a loaded machine `waitpid` sometimes returns only seconds after the
+    /// process is gone, and nothing here needs to wait for that.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            thread::spawn(move || child.wait());
+        }
     }
 
     /// Starts the program again on the same port.
@@ -172,8 +178,8 @@ impl ServerProcess {
             let (host, extra) = (self.host.clone(), self.extra.clone());
             match Self::start_with(&self.program, &host, self.port, &extra) {
                 Some(new) => {
-                    let old = std::mem::replace(self, new);
-                    std::mem::forget(old);
+                    // The old value holds no process any more; dropping it does nothing.
+                    *self = new;
                     true
                 }
                 None => false,

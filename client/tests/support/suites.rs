@@ -181,9 +181,9 @@ pub fn client(addresses: &[String], mode: FailoverMode) -> Client {
     Client::builder()
         .servers(addresses)
         .failure_policy(policy(mode))
-        .connect_timeout(Duration::from_millis(200))
-        .read_timeout(Duration::from_millis(300))
-        .write_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(500))
+        .read_timeout(Duration::from_secs(1))
+        .write_timeout(Duration::from_secs(1))
         .build()
         .unwrap()
 }
@@ -276,9 +276,9 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
     let client = Client::builder()
         .servers(&addresses)
         .failure_policy(policy)
-        .connect_timeout(Duration::from_millis(200))
-        .read_timeout(Duration::from_millis(300))
-        .write_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(500))
+        .read_timeout(Duration::from_secs(1))
+        .write_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let keys: Arc<Vec<String>> = Arc::new((0..3000).map(|i| format!("load:{i}")).collect());
@@ -296,12 +296,8 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
     let load = Load::start(&client, &keys, 3);
     load.wait_ops(2000);
 
-    // SIGKILL, and wait until the process is gone (the kernel may take a while to tear it
-    // down on a loaded machine); detection is timed from there.
-    let kill_started = Instant::now();
-    servers[1].kill();
-    let kill_took = kill_started.elapsed();
     let killed = Instant::now();
+    servers[1].kill();
     assert!(wait_until(Duration::from_secs(5), || state(
         &client, &victim
     ) != NodeState::Up));
@@ -366,8 +362,7 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
 
     eprintln!(
         "{mode:?} (failure limit {}, probes {:?}..{:?}): {ops} gets, {} errors ({errors_after_ejection} after ejection); \
-         kill -> failing {to_failing:?}, kill -> {expected:?} {to_ejected:?} \
-         (SIGKILL and reaping took {kill_took:?}), \
+         kill -> failing {to_failing:?}, kill -> {expected:?} {to_ejected:?}, \
          restart -> readmitted {to_readmitted:?}",
         policy.failure_limit,
         policy.probe_interval,
