@@ -151,16 +151,6 @@ impl ServerProcess {
         })
     }
 
-    /// Asks the process to stop (SIGTERM) and waits for it.
-    pub fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-
     /// Kills the process (SIGKILL). Its sockets close at once; reaping happens on a helper
     /// thread because on a loaded machine `waitpid` sometimes returns only seconds after the
     /// process is gone, and nothing here needs to wait for that.
