@@ -47,6 +47,8 @@ pub struct Context<'a> {
 
 /// memcached refuses `cache_memlimit` below this many megabytes.
 const MEMLIMIT_MIN_MB: u64 = 8;
+/// memcached takes a larger `cache_memlimit` for a byte count by mistake.
+const MEMLIMIT_MAX_MB: u64 = 1_000_000_000;
 
 /// Executes `request`. `resume` is the index of the first key still to
 /// answer of a paused multi-key read (0 otherwise).
@@ -251,16 +253,15 @@ pub fn execute<S: Sink>(
                 out.reply(&Response::Line(
                     "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
                 ));
-            } else if let Some(bytes) = megabytes
-                .checked_mul(1024 * 1024)
-                .and_then(|b| usize::try_from(b).ok())
-            {
-                state.cache.set_mem_limit(bytes);
-                out.reply(&Response::Ok);
-            } else {
+            } else if megabytes > MEMLIMIT_MAX_MB {
                 out.reply(&Response::Line(
                     "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
                 ));
+            } else {
+                state
+                    .cache
+                    .set_mem_limit((megabytes as usize).saturating_mul(1024 * 1024));
+                out.reply(&Response::Ok);
             }
         }
         Request::Stats { group } => stats_report(group, cx, out),
