@@ -86,10 +86,13 @@ pub fn execute<S: Sink>(
                     });
                     continue;
                 }
-                if deadline.is_some() {
+                // memcached counts gat/gats as touches only.
+                let touching = deadline.is_some();
+                if touching {
                     stats.cmd_touch.incr();
+                } else {
+                    stats.cmd_get.incr();
                 }
-                stats.cmd_get.incr();
                 let found = state.cache.get(key, now, deadline, |item| {
                     out.reply(&Response::Value {
                         key: item.key,
@@ -98,18 +101,12 @@ pub fn execute<S: Sink>(
                         data: item.value,
                     });
                 });
-                match found {
-                    Lookup::Hit(()) => {
-                        stats.get_hits.incr();
-                        if deadline.is_some() {
-                            stats.touch_hits.incr();
-                        }
-                    }
-                    miss => {
+                match (found, touching) {
+                    (Lookup::Hit(()), true) => stats.touch_hits.incr(),
+                    (Lookup::Hit(()), false) => stats.get_hits.incr(),
+                    (_, true) => stats.touch_misses.incr(),
+                    (miss, false) => {
                         stats.get_misses.incr();
-                        if deadline.is_some() {
-                            stats.touch_misses.incr();
-                        }
                         match miss {
                             Lookup::Expired => stats.get_expired.incr(),
                             Lookup::Flushed => stats.get_flushed.incr(),
