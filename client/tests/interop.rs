@@ -4,7 +4,7 @@
 //! where each key landed, which must be where our ring puts it.
 //!
 //! Needs `memcached`, `python3-pylibmc` and `nutcracker` (tests/interop/client-deps.sh);
-//! skipped without them unless `FERROCACHE_REQUIRE_INTEROP=1`.
+//! fail without them (`FERROCACHE_SKIP_INTEROP=1` skips them).
 
 mod support;
 

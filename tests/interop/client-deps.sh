@@ -3,8 +3,8 @@
 #   memcached      reference server instances the keys are stored into
 #   python3-pylibmc libmemcached's weighted ketama, driven from Debian's python3
 #   nutcracker     twemproxy with hash: md5, distribution: ketama
-# The tests skip (with a message) when a program is missing, so this script is what
-# turns the cross-checks on. Idempotent; safe to run more than once.
+# The tests fail with an install hint when a program is missing; this script is what
+# provides them. Idempotent; safe to run more than once.
 set -eu
 
 need=""
