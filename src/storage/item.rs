@@ -52,6 +52,14 @@ pub(crate) const LINKED: u8 = 2;
 pub(crate) const SMALL: u8 = 4;
 /// Four bytes of client flags follow the header.
 pub(crate) const HAS_FLAGS: u8 = 8;
+/// Meta protocol: invalidated (`md … I`, `ms … I`); readers see `X`.
+pub(crate) const STALE: u8 = 16;
+/// Meta protocol: a client already won the right to recache (`W`); later
+/// readers see `Z` until the item is replaced.
+pub(crate) const WIN_SENT: u8 = 32;
+/// Meta protocol: stored through a base64 key (`b`), so `k` echoes it
+/// base64-encoded.
+pub(crate) const KEY_BINARY: u8 = 64;
 
 /// Frequency part of `access` (saturates at 3).
 pub(crate) const FREQ_MASK: u8 = 0b11;
@@ -250,7 +258,7 @@ impl Item {
     }
 
     /// Writes a fresh item. Leaves the life state (OWNED) and SMALL bit as
-    /// they are and sets HAS_FLAGS as needed. Returns the value area for the
+    /// they are, clears the meta marks and sets HAS_FLAGS as needed. Returns the value area for the
     /// caller to fill.
     ///
     /// # Safety
@@ -272,6 +280,8 @@ impl Item {
         (self.0.add(OFF_VLEN) as *mut u32).write(vlen as u32);
         *self.0.add(OFF_KLEN) = key.len() as u8;
         self.access().store(0, Ordering::Relaxed);
+        self.state()
+            .fetch_and(!(STALE | WIN_SENT | KEY_BINARY), Ordering::Relaxed);
         let mut off = HEADER;
         if flags != 0 {
             self.state().fetch_or(HAS_FLAGS, Ordering::Relaxed);

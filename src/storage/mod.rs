@@ -46,6 +46,7 @@ mod crawler;
 mod evict;
 mod index;
 mod item;
+mod meta;
 mod slabs;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -58,6 +59,8 @@ use evict::Ghost;
 use index::{lock, Index};
 use item::{item_size, Item, FETCHED, LINKED, OWNED};
 use slabs::Slabs;
+
+pub use meta::{DebugInfo, MetaDeleteOpts, MetaGetOpts, MetaStoreOpts, MetaView};
 
 /// How a store combines the new value with what is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -65,6 +65,10 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"shutdown" => shutdown(tokens, next),
         b"stats" => stats(tokens, next),
         // memcached ignores anything after these two.
+        b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me" => {
+            crate::protocol::meta::parse_command(command, tokens.rest(), buf, next, limits)
+                .unwrap_or_else(|| invalid(Response::Error, next, false))
+        }
         b"version" => request(Request::Version, next),
         b"quit" => request(Request::Quit, next),
         _ => invalid(Response::Error, next, false),
