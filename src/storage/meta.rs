@@ -624,6 +624,7 @@ mod tests {
     #[test]
     fn store_invalidate_with_older_cas_marks_stale() {
         let c = cache();
+        c.store(StoreMode::Set, b"s", 0, 0, b"v", 0, 10);
         let StoreOutcome::Stored { cas } = c.store(StoreMode::Set, b"s", 0, 0, b"v", 0, 10) else {
             panic!()
         };
