@@ -135,6 +135,19 @@ pub enum Request<'a> {
     MetaDebug { key: &'a [u8] },
     /// Meta no-op (`mn`): answers `MN`, marking the end of a quiet pipeline.
     MetaNoop,
+    /// `config get <key>` (auto discovery; only `cluster` exists).
+    ConfigGet { key: &'a [u8] },
+    /// `config set <key> <flags> <bytes> [noreply]` + data block.
+    ConfigSet {
+        key: &'a [u8],
+        flags: u32,
+        value: &'a [u8],
+        noreply: bool,
+    },
+    /// `config delete <key> [noreply]`.
+    ConfigDelete { key: &'a [u8], noreply: bool },
+    /// `cluster sync <bytes>` + data block: a peer's membership state.
+    ClusterSync { data: &'a [u8] },
 }
 
 impl Request<'_> {
@@ -148,7 +161,9 @@ impl Request<'_> {
             | Request::Touch { noreply, .. }
             | Request::FlushAll { noreply, .. }
             | Request::Verbosity { noreply, .. }
-            | Request::CacheMemlimit { noreply, .. } => noreply,
+            | Request::CacheMemlimit { noreply, .. }
+            | Request::ConfigSet { noreply, .. }
+            | Request::ConfigDelete { noreply, .. } => noreply,
             _ => false,
         }
     }

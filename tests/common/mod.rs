@@ -529,6 +529,23 @@ impl Conn {
         std::mem::take(&mut self.rbuf)
     }
 
+    /// Waits up to `timeout` for bytes. Returns the buffered bytes (possibly empty) and whether
+    /// the peer has closed the connection.
+    pub fn read_some(&mut self, timeout: Duration) -> (Vec<u8>, bool) {
+        if !self.rbuf.is_empty() {
+            return (std::mem::take(&mut self.rbuf), false);
+        }
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .unwrap();
+        let closed = match self.fill() {
+            Fill::Data | Fill::Timeout => false,
+            Fill::Eof | Fill::Error(_) => true,
+        };
+        self.stream.set_read_timeout(Some(self.timeout)).unwrap();
+        (std::mem::take(&mut self.rbuf), closed)
+    }
+
     /// Reads until EOF/reset or `timeout`; returns (bytes, closed).
     pub fn read_to_close(&mut self, timeout: Duration) -> (Vec<u8>, bool) {
         let deadline = Instant::now() + timeout;

@@ -1,0 +1,81 @@
+//! Third-party clients and conformance tools against fresh servers: libmemcached's
+//! `memccapable` (ascii checks) and pymemcache (tests/interop/pymemcache_check.py).
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn require_tool(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is not installed (apt-get install -y {package}); {RUN_ALL_HINT}"
+    );
+}
+
+#[test]
+fn memccapable_ascii() {
+    require_tool("/usr/bin/memccapable", "libmemcached-tools");
+    let s = Server::start(&[]);
+    let mut cmd = Command::new("/usr/bin/memccapable");
+    cmd.args(["-a", "-h", "127.0.0.1", "-p", &s.port().to_string()]);
+    let (st, out, err) = run_with_timeout(cmd, Duration::from_secs(120));
+    let passes = out
+        .lines()
+        .filter(|l| l.trim_end().ends_with("[pass]"))
+        .count();
+    let failures: Vec<&str> = out.lines().filter(|l| l.contains("[FAIL]")).collect();
+    assert!(
+        failures.is_empty(),
+        "memccapable failures: {failures:#?}\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert_eq!(
+        passes, 27,
+        "expected 27 ascii checks to pass\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        out.contains("All tests passed"),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(st.success(), "memccapable exit status {st:?}");
+}
+
+#[test]
+fn pymemcache_client_and_hashclient() {
+    // The first python3 that can import pymemcache: $PYTHON, then PATH, then the system one.
+    let candidates: Vec<String> = std::env::var("PYTHON")
+        .ok()
+        .into_iter()
+        .chain(["python3".to_string(), "/usr/bin/python3".to_string()])
+        .collect();
+    let py = candidates
+        .iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import pymemcache"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no python3 with pymemcache among {candidates:?} (pip install pymemcache, or \
+                 apt-get install -y python3-pymemcache); {RUN_ALL_HINT}"
+            )
+        })
+        .clone();
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pymemcache_check.py");
+    let mut cmd = Command::new(&py);
+    cmd.arg(script)
+        .arg(a.addr().to_string())
+        .arg(b.addr().to_string());
+    let (st, out, err) = run_with_timeout(cmd, Duration::from_secs(120));
+    assert!(
+        st.success(),
+        "pymemcache checks failed ({st:?})\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(out.contains("pymemcache checks passed"), "stdout:\n{out}");
+}
