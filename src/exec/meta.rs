@@ -68,11 +68,11 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
     let now = state.clock.now();
     let deadline = |t: i64| state.clock.deadline(t);
     let opts = MetaGetOpts {
-        touch: flags.ttl.map(deadline),
-        vivify: flags.vivify.map(deadline),
-        recache: flags.recache.map(deadline),
+        touch: flags.ttl().map(deadline),
+        vivify: flags.vivify().map(deadline),
+        recache: flags.recache().map(deadline),
         no_bump: flags.has(b'u'),
-        new_cas: flags.new_cas,
+        new_cas: flags.new_cas(),
         binary_key: key.base64,
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
@@ -122,7 +122,7 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
                 base64: false,
             }
         };
-        out.reply(&Response::Meta(MetaReply {
+        out.reply(&Response::Meta(&MetaReply {
             item,
             value: if with_value { v.item.value } else { &[] },
             won: v.won,
@@ -149,7 +149,7 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
                 _ => {}
             }
             if !flags.quiet() {
-                out.reply(&Response::Meta(bare(
+                out.reply(&Response::Meta(&bare(
                     MetaCmd::Get,
                     MetaStatus::Miss,
                     key,
@@ -178,19 +178,25 @@ fn set<S: Sink>(
     };
     let opts = MetaStoreOpts {
         invalidate: flags.has(b'I'),
-        new_cas: flags.new_cas,
-        vivify: flags.vivify.map(|t| state.clock.deadline(t)),
+        new_cas: flags.new_cas(),
+        vivify: flags.vivify().map(|t| state.clock.deadline(t)),
         binary_key: key.base64,
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
     cx.stats.cmd_set.incr();
-    let exptime = state.clock.deadline(flags.ttl.unwrap_or(0));
-    let cas = flags.compare_cas.unwrap_or(0);
-    let outcome =
-        state
-            .cache
-            .meta_store(mode, k, flags.client_flags, exptime, value, cas, now, &opts);
+    let exptime = state.clock.deadline(flags.ttl().unwrap_or(0));
+    let cas = flags.compare_cas().unwrap_or(0);
+    let outcome = state.cache.meta_store(
+        mode,
+        k,
+        flags.client_flags(),
+        exptime,
+        value,
+        cas,
+        now,
+        &opts,
+    );
     let concat = matches!(mode, StoreMode::Append | StoreMode::Prepend);
     let (status, new_cas) = match outcome {
         StoreOutcome::Stored { cas } => (MetaStatus::Stored, cas),
@@ -220,7 +226,7 @@ fn set<S: Sink>(
         cas: new_cas,
         ..MetaItemInfo::default()
     };
-    out.reply(&Response::Meta(MetaReply {
+    out.reply(&Response::Meta(&MetaReply {
         item,
         ..bare(MetaCmd::Set, status, key, flags)
     }));
@@ -231,13 +237,13 @@ fn delete<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, ou
     let now = state.clock.now();
     let opts = MetaDeleteOpts {
         invalidate: flags.has(b'I'),
-        touch: flags.ttl.map(|t| state.clock.deadline(t)),
-        new_cas: flags.new_cas,
-        remove_value: flags.has(b'x').then_some(flags.client_flags),
+        touch: flags.ttl().map(|t| state.clock.deadline(t)),
+        new_cas: flags.new_cas(),
+        remove_value: flags.has(b'x').then_some(flags.client_flags()),
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
-    let cas = flags.compare_cas.unwrap_or(0);
+    let cas = flags.compare_cas().unwrap_or(0);
     let status = match state.cache.meta_delete(k, cas, now, &opts) {
         DeleteOutcome::Deleted => {
             cx.stats.delete_hits.incr();
@@ -252,7 +258,7 @@ fn delete<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, ou
         }
         DeleteOutcome::Exists => MetaStatus::Exists,
     };
-    out.reply(&Response::Meta(bare(MetaCmd::Delete, status, key, flags)));
+    out.reply(&Response::Meta(&bare(MetaCmd::Delete, status, key, flags)));
 }
 
 fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: &mut S) {
@@ -270,16 +276,16 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
-    let create = flags.vivify.map(|n| (flags.initial, deadline(n)));
+    let create = flags.vivify().map(|n| (flags.initial(), deadline(n)));
     let (outcome, exptime) = state.cache.meta_arith(
         k,
         op,
-        flags.delta,
+        flags.delta(),
         create,
-        flags.compare_cas.unwrap_or(0),
+        flags.compare_cas().unwrap_or(0),
         now,
-        flags.ttl.map(deadline),
-        flags.new_cas,
+        flags.ttl().map(deadline),
+        flags.new_cas(),
     );
     let status = match outcome {
         ArithOutcome::Value { value, cas } => {
@@ -303,7 +309,7 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
             } else {
                 MetaStatus::Stored
             };
-            out.reply(&Response::Meta(MetaReply {
+            out.reply(&Response::Meta(&MetaReply {
                 item,
                 value: if with_value { text } else { &[] },
                 ..bare(MetaCmd::Arith, status, key, flags)
@@ -324,13 +330,13 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
             return;
         }
     };
-    out.reply(&Response::Meta(bare(MetaCmd::Arith, status, key, flags)));
+    out.reply(&Response::Meta(&bare(MetaCmd::Arith, status, key, flags)));
 }
 
 fn debug<S: Sink>(key: &[u8], cx: &Context<'_>, out: &mut S) {
     let now = cx.state.clock.now();
     match cx.state.cache.debug(key, now) {
-        Some(d) => out.reply(&Response::MetaDebug(MetaDebugReply {
+        Some(d) => out.reply(&Response::MetaDebug(&MetaDebugReply {
             key,
             exp: ttl_left(d.exptime, now),
             la: now.saturating_sub(d.last_access),
@@ -345,7 +351,7 @@ fn debug<S: Sink>(key: &[u8], cx: &Context<'_>, out: &mut S) {
                 raw: key,
                 base64: false,
             };
-            out.reply(&Response::Meta(bare(
+            out.reply(&Response::Meta(&bare(
                 MetaCmd::Get,
                 MetaStatus::Miss,
                 key,

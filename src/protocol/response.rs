@@ -181,10 +181,11 @@ pub enum Response<'a> {
     /// A whole reply line with no common shape, worded individually by
     /// memcached (`ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
     Line(&'static str),
-    /// A meta reply (`HD`, `VA`, `EN`, `NS`, `EX`, `NF` with flags).
-    Meta(crate::protocol::meta::MetaReply<'a>),
+    /// A meta reply (`HD`, `VA`, `EN`, `NS`, `EX`, `NF` with flags), by
+    /// reference so that every other response stays small.
+    Meta(&'a crate::protocol::meta::MetaReply<'a>),
     /// The `me` reply.
-    MetaDebug(crate::protocol::meta::MetaDebugReply<'a>),
+    MetaDebug(&'a crate::protocol::meta::MetaDebugReply<'a>),
     /// `MN`.
     MetaNoop,
 }

@@ -271,6 +271,14 @@ impl Item {
         HEADER + self.flags_len() + self.klen() + self.vlen()
     }
 
+    /// Forgets the meta protocol marks: a new value is neither stale nor
+    /// promised to a recacher.
+    #[inline]
+    pub(crate) fn clear_meta(self) {
+        self.state()
+            .fetch_and(!(STALE | WIN_SENT | KEY_BINARY), Ordering::Relaxed);
+    }
+
     /// Writes a fresh item. Leaves the life state (OWNED) and SMALL bit as
     /// they are, clears the meta marks and sets HAS_FLAGS as needed. Returns the value area for the
     /// caller to fill.
@@ -294,8 +302,7 @@ impl Item {
         (self.0.add(OFF_VLEN) as *mut u32).write(vlen as u32);
         *self.0.add(OFF_KLEN) = key.len() as u8;
         self.access().store(0, Ordering::Relaxed);
-        self.state()
-            .fetch_and(!(STALE | WIN_SENT | KEY_BINARY), Ordering::Relaxed);
+        self.clear_meta();
         let mut off = HEADER;
         if flags != 0 {
             self.state().fetch_or(HAS_FLAGS, Ordering::Relaxed);

@@ -585,7 +585,8 @@ mod tests {
         assert_eq!(view(&c, b"k", 10, &o), Some((true, false, true)));
         assert_eq!(view(&c, b"k", 10, &o), Some((true, true, false)));
         // A fresh write ends the stale period.
-        c.store(StoreMode::Set, b"k", 0, 0, b"v2", 0, 10);
+        let r = c.store(StoreMode::Set, b"k", 0, 0, b"v2", 0, 10);
+        assert!(matches!(r, StoreOutcome::Stored { .. }), "{r:?}");
         assert_eq!(view(&c, b"k", 10, &o), Some((false, false, false)));
     }
 

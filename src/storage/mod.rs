@@ -649,6 +649,7 @@ impl Cache {
             it.time().store(now, Ordering::Relaxed);
             // A new value has not been read yet; its frequency stays.
             it.access().fetch_and(!FETCHED, Ordering::Relaxed);
+            it.clear_meta();
             self.total_items.fetch_add(1, Ordering::Relaxed);
             Some(cas)
         }

@@ -89,55 +89,28 @@ pub enum MetaSetMode {
     Prepend,
 }
 
-/// The parsed flags of one meta command. Flags that only ask for data in
-/// the reply are kept as the raw `tokens`, which the encoder walks in
-/// order, as memcached does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The flags of one meta command, validated by the parser.
+///
+/// Only the raw flag text and a bit per letter are kept; token values are
+/// read back from the text when asked for. That keeps [`Request`] small
+/// (a request travels by value through the connection loop) and the
+/// encoder needs the raw tokens anyway, to echo them in request order.
+///
+/// [`Request`]: crate::protocol::Request
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MetaFlags<'a> {
     /// The flag part of the line, as sent (space separated).
     pub tokens: &'a [u8],
     /// One bit per flag letter present.
     seen: u64,
-    /// `C<cas>`: compare.
-    pub compare_cas: Option<u64>,
-    /// `E<cas>`: the CAS to give a modified item.
-    pub new_cas: Option<u64>,
-    /// `F<flags>`: client flags to store.
-    pub client_flags: u32,
-    /// `T<ttl>`: new TTL.
-    pub ttl: Option<i64>,
-    /// `N<ttl>`: vivify on miss with this TTL.
-    pub vivify: Option<i64>,
-    /// `R<ttl>`: win the recache when the TTL left is below this.
-    pub recache: Option<i64>,
-    /// `J<n>`: `ma` initial value on vivify.
-    pub initial: u64,
-    /// `D<n>`: `ma` delta.
-    pub delta: u64,
-    /// `M<mode>`: the mode letter.
-    pub mode: Option<u8>,
 }
 
-impl Default for MetaFlags<'_> {
-    /// No flags (and `ma`'s default delta of 1).
-    fn default() -> Self {
-        MetaFlags {
-            tokens: &[],
-            seen: 0,
-            compare_cas: None,
-            new_cas: None,
-            client_flags: 0,
-            ttl: None,
-            vivify: None,
-            recache: None,
-            initial: 0,
-            delta: 1,
-            mode: None,
-        }
+impl<'a> MetaFlags<'a> {
+    /// Flags whose syntax the parser checked.
+    pub(crate) fn validated(tokens: &'a [u8], seen: u64) -> Self {
+        MetaFlags { tokens, seen }
     }
-}
 
-impl MetaFlags<'_> {
     pub(crate) fn bit(flag: u8) -> u64 {
         match flag {
             b'a'..=b'z' => 1 << (flag - b'a'),
@@ -156,9 +129,77 @@ impl MetaFlags<'_> {
         self.has(b'q')
     }
 
+    /// The flag tokens, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.tokens.split(|&b| b == b' ').filter(|t| !t.is_empty())
+    }
+
+    /// The text after the letter of flag `flag`, if it was sent.
+    pub fn arg(&self, flag: u8) -> Option<&'a [u8]> {
+        if !self.has(flag) {
+            return None;
+        }
+        self.iter().find(|t| t[0] == flag).map(|t| &t[1..])
+    }
+
+    fn int(&self, flag: u8) -> Option<i64> {
+        self.arg(flag).and_then(parse::parse_i32).map(i64::from)
+    }
+
+    fn uint(&self, flag: u8) -> Option<u64> {
+        self.arg(flag).and_then(parse::parse_u64)
+    }
+
+    /// `C<cas>`: compare.
+    pub fn compare_cas(&self) -> Option<u64> {
+        self.uint(b'C')
+    }
+
+    /// `E<cas>`: the CAS to give a modified item.
+    pub fn new_cas(&self) -> Option<u64> {
+        self.uint(b'E')
+    }
+
+    /// `F<flags>`: client flags to store (0 when absent).
+    pub fn client_flags(&self) -> u32 {
+        self.uint(b'F')
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    }
+
+    /// `T<ttl>`: new TTL.
+    pub fn ttl(&self) -> Option<i64> {
+        self.int(b'T')
+    }
+
+    /// `N<ttl>`: vivify on miss with this TTL.
+    pub fn vivify(&self) -> Option<i64> {
+        self.int(b'N')
+    }
+
+    /// `R<ttl>`: win the recache when the TTL left is below this.
+    pub fn recache(&self) -> Option<i64> {
+        self.int(b'R')
+    }
+
+    /// `J<n>`: `ma` initial value on vivify (0 when absent).
+    pub fn initial(&self) -> u64 {
+        self.uint(b'J').unwrap_or(0)
+    }
+
+    /// `D<n>`: `ma` delta (1 when absent).
+    pub fn delta(&self) -> u64 {
+        self.uint(b'D').unwrap_or(1)
+    }
+
+    /// `M<mode>`: the mode letter.
+    pub fn mode(&self) -> Option<u8> {
+        self.arg(b'M').and_then(|a| a.first().copied())
+    }
+
     /// The `ms` mode; the parser accepted only valid letters.
     pub fn set_mode(&self) -> MetaSetMode {
-        match self.mode {
+        match self.mode() {
             Some(b'E') => MetaSetMode::Add,
             Some(b'R') => MetaSetMode::Replace,
             Some(b'A') => MetaSetMode::Append,
@@ -169,12 +210,7 @@ impl MetaFlags<'_> {
 
     /// Whether `ma` decrements (`MD`, `M-`).
     pub fn decrement(&self) -> bool {
-        matches!(self.mode, Some(b'D' | b'-'))
-    }
-
-    /// The flag tokens, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.tokens.split(|&b| b == b' ').filter(|t| !t.is_empty())
+        matches!(self.mode(), Some(b'D' | b'd' | b'-'))
     }
 }
 

@@ -202,7 +202,7 @@ fn flags_and_key<'a>(
         Verb::Delete | Verb::Arith => ClientError::MetaInvalidOrDuplicateFlag,
         _ => e,
     })?;
-    match (verb, flags.mode) {
+    match (verb, flags.mode()) {
         (Verb::Set, Some(m)) if !matches!(m, b'E' | b'A' | b'P' | b'R' | b'S') => {
             return Err(ClientError::MetaInvalidSetMode)
         }
@@ -228,19 +228,7 @@ fn flags_and_key<'a>(
 /// once; a bad token is remembered and parsing goes on, so the last bad
 /// token decides the message.
 fn parse_flags<'a>(key: &[u8], tokens: &'a [u8]) -> Result<MetaFlags<'a>, ClientError> {
-    let mut f = MetaFlags {
-        tokens,
-        seen: 0,
-        compare_cas: None,
-        new_cas: None,
-        client_flags: 0,
-        ttl: None,
-        vivify: None,
-        recache: None,
-        initial: 0,
-        delta: 1,
-        mode: None,
-    };
+    let mut letters = 0u64;
     // Any byte below 127 may appear once; bytes above always count as
     // repeated, as in memcached's table.
     let mut seen = [0u64; 2];
@@ -255,57 +243,42 @@ fn parse_flags<'a>(key: &[u8], tokens: &'a [u8]) -> Result<MetaFlags<'a>, Client
         }
         seen[slot] |= bit;
         let arg = &t[1..];
-        match o {
+        let problem = match o {
             b'b' => {
                 let mut scratch = [0u8; KEY_MAX_LENGTH];
-                if super::decode_base64(key, &mut scratch).is_none() {
-                    soft = Some(ClientError::MetaKeyDecode);
-                }
+                super::decode_base64(key, &mut scratch)
+                    .is_none()
+                    .then_some(ClientError::MetaKeyDecode)
             }
-            b'N' | b'T' | b'R' => match parse_i32(arg) {
-                Some(v) => {
-                    let v = Some(i64::from(v));
-                    match o {
-                        b'N' => f.vivify = v,
-                        b'T' => f.ttl = v,
-                        _ => f.recache = v,
-                    }
-                }
-                None => soft = Some(ClientError::MetaBadToken),
-            },
-            b'C' | b'E' => match parse_u64(arg) {
-                Some(v) if o == b'C' => f.compare_cas = Some(v),
-                Some(v) => f.new_cas = Some(v),
-                None => soft = Some(ClientError::MetaBadToken),
-            },
-            b'F' => match parse_u64(arg).and_then(|v| u32::try_from(v).ok()) {
-                Some(v) => f.client_flags = v,
-                None => soft = Some(ClientError::BadCommandLineFormat),
-            },
-            b'M' => {
-                if arg.len() == 1 {
-                    f.mode = Some(arg[0]);
-                } else {
-                    soft = Some(ClientError::MetaMTokenLength);
-                }
-            }
-            b'J' => match parse_u64(arg) {
-                Some(v) => f.initial = v,
-                None => soft = Some(ClientError::MetaInvalidInitial),
-            },
-            b'D' => match parse_u64(arg) {
-                Some(v) => f.delta = v,
-                None => soft = Some(ClientError::MetaInvalidDelta),
-            },
+            b'N' | b'T' | b'R' => parse_i32(arg)
+                .is_none()
+                .then_some(ClientError::MetaBadToken),
+            b'C' | b'E' => parse_u64(arg)
+                .is_none()
+                .then_some(ClientError::MetaBadToken),
+            b'F' => parse_u64(arg)
+                .and_then(|v| u32::try_from(v).ok())
+                .is_none()
+                .then_some(ClientError::BadCommandLineFormat),
+            b'M' => (arg.len() != 1).then_some(ClientError::MetaMTokenLength),
+            b'J' => parse_u64(arg)
+                .is_none()
+                .then_some(ClientError::MetaInvalidInitial),
+            b'D' => parse_u64(arg)
+                .is_none()
+                .then_some(ClientError::MetaInvalidDelta),
             b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'v' | b'h' | b'l' | b'u'
-            | b'q' | b'I' | b'x' => {}
+            | b'q' | b'I' | b'x' => None,
             _ => return Err(ClientError::MetaInvalidFlag),
+        };
+        if problem.is_some() {
+            soft = problem;
         }
-        f.seen |= MetaFlags::bit(o);
+        letters |= MetaFlags::bit(o);
     }
     match soft {
         Some(e) => Err(e),
-        None => Ok(f),
+        None => Ok(MetaFlags::validated(tokens, letters)),
     }
 }
 
@@ -331,7 +304,7 @@ fn magnitude(digits: &[u8]) -> Option<u64> {
 
 /// A 32-bit signed number (TTLs, data length), like memcached's
 /// `safe_strtol` into an `int32_t`, but refusing values outside it.
-fn parse_i32(token: &[u8]) -> Option<i32> {
+pub(super) fn parse_i32(token: &[u8]) -> Option<i32> {
     let (neg, digits) = sign_digits(token)?;
     let m = magnitude(digits)?;
     let v = if neg {
@@ -343,7 +316,7 @@ fn parse_i32(token: &[u8]) -> Option<i32> {
 }
 
 /// An unsigned 64-bit number (CAS, delta, initial value); `-0` is 0.
-fn parse_u64(token: &[u8]) -> Option<u64> {
+pub(super) fn parse_u64(token: &[u8]) -> Option<u64> {
     let (neg, digits) = sign_digits(token)?;
     match (neg, magnitude(digits)?) {
         (true, 0) => Some(0),
