@@ -76,6 +76,12 @@ fn mg_hit_and_last_access() {
     assert!(flag_num(&r, 'l') <= 1, "{r}");
     let r = line(&mut c, "mg k h\r\n");
     assert_eq!(r, "HD h1");
+    // incr/decr and ma are writes, not reads.
+    c.roundtrip(b"set n 0 0 1\r\n9\r\n", b"STORED\r\n");
+    c.roundtrip(b"incr n 1\r\n", b"10\r\n");
+    c.roundtrip(b"ma n\r\n", b"HD\r\n");
+    c.roundtrip(b"mg n h\r\n", b"HD h0\r\n");
+    c.roundtrip(b"mg n h\r\n", b"HD h1\r\n");
 }
 
 #[test]

@@ -152,6 +152,16 @@ impl Item {
         a & FETCHED != 0
     }
 
+    /// Records a write that counts for eviction but is not a read (incr/decr):
+    /// memcached leaves the "fetched" mark, which `mg … h` reports, alone.
+    #[inline]
+    pub(crate) fn bump_freq(self) {
+        let a = self.access().load(Ordering::Relaxed);
+        let freq = (a & FREQ_MASK).saturating_add(1).min(FREQ_MASK);
+        self.access()
+            .store((a & !FREQ_MASK) | freq, Ordering::Relaxed);
+    }
+
     /// # Safety
     /// The caller holds the key's stripe lock or owns the chunk.
     #[inline]

@@ -815,7 +815,7 @@ impl Cache {
                 ArithOp::Decr => cur.saturating_sub(delta),
             };
             let digits = arith::format_u64(value, &mut buf);
-            it.mark_access();
+            it.bump_freq();
             // SAFETY: as above.
             let (olen, oflags) = unsafe { (it.vlen(), it.flags()) };
             if digits.len() <= olen {
@@ -852,7 +852,7 @@ impl Cache {
             let nit = self.slabs.item(loc);
             // SAFETY: we own `loc`, sized for the digits.
             unsafe { nit.init(key, digits.len(), oflags, oexp, now, 0) }.copy_from_slice(digits);
-            nit.access().store(FETCHED | 1, Ordering::Relaxed);
+            nit.access().store(1, Ordering::Relaxed);
             let new_cas = self.link(&mut t, hash, loc, Some(old));
             drop(t);
             self.release(old, None);
