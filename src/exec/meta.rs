@@ -67,9 +67,15 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
     let (state, stats) = (cx.state, cx.stats);
     let now = state.clock.now();
     let deadline = |t: i64| state.clock.deadline(t);
+    // A created item gets the TTL of whichever of N and T comes last.
+    let position = |flag: u8| flags.iter().position(|t| t[0] == flag);
+    let vivify = match (flags.vivify(), flags.ttl()) {
+        (Some(_), Some(t)) if position(b'T') > position(b'N') => Some(t),
+        (n, _) => n,
+    };
     let opts = MetaGetOpts {
         touch: flags.ttl().map(deadline),
-        vivify: flags.vivify().map(deadline),
+        vivify: vivify.map(deadline),
         recache: flags.recache().map(deadline),
         no_bump: flags.has(b'u'),
         new_cas: flags.new_cas(),
@@ -101,7 +107,9 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
             last_access: now.saturating_sub(v.item.last_access),
             ttl: before,
             ttl_touched: touched,
-            ttl_vivified: v.created.then(|| ttl_left(v.item.exptime, now)),
+            ttl_vivified: v
+                .created
+                .then(|| ttl_left(flags.vivify().map_or(0, deadline), now)),
         };
         let status = if with_value {
             MetaStatus::Value
@@ -277,7 +285,7 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
     let create = flags.vivify().map(|n| (flags.initial(), deadline(n)));
-    let (outcome, exptime) = state.cache.meta_arith(
+    let done = state.cache.meta_arith(
         k,
         op,
         flags.delta(),
@@ -287,7 +295,7 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
         flags.ttl().map(deadline),
         flags.new_cas(),
     );
-    let status = match outcome {
+    let status = match done.outcome {
         ArithOutcome::Value { value, cas } => {
             hits.incr();
             if flags.quiet() {
@@ -296,12 +304,18 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
             let mut digits = [0u8; 20];
             let text = format_u64(value, &mut digits);
             let with_value = flags.has(b'v');
-            let ttl = ttl_left(exptime, now);
             let item = MetaItemInfo {
                 cas,
                 size: text.len(),
-                ttl,
-                ttl_touched: ttl,
+                ttl: if done.created {
+                    -1
+                } else {
+                    ttl_left(done.exptime_before, now)
+                },
+                ttl_touched: ttl_left(done.exptime, now),
+                ttl_vivified: done
+                    .created
+                    .then(|| ttl_left(create.map_or(0, |c| c.1), now)),
                 ..MetaItemInfo::default()
             };
             let status = if with_value {

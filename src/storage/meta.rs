@@ -83,6 +83,18 @@ pub struct MetaDeleteOpts {
     pub remove_value: Option<u32>,
 }
 
+/// What a meta arithmetic did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaArith {
+    pub outcome: ArithOutcome,
+    /// The item did not exist before (it was created if `outcome` is a value).
+    pub created: bool,
+    /// Deadline before the update (0 when created).
+    pub exptime_before: RelTime,
+    /// Deadline after the update and `T`.
+    pub exptime: RelTime,
+}
+
 /// An item's internals for `me`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DebugInfo {
@@ -477,11 +489,13 @@ impl Cache {
     }
 
     /// Meta arithmetic: [`Cache::arith`], then the new deadline (`T`) and
-    /// CAS (`E`). Returns the outcome and the item's deadline afterwards.
+    /// CAS (`E`).
     ///
     /// The follow-up runs under a second stripe lock and only if the item
     /// still carries the CAS the update gave it, so a concurrent writer wins
-    /// over our `T`/`E` rather than the other way round.
+    /// over our `T`/`E` rather than the other way round. Whether the update
+    /// created the item is judged from a look just before it; a racing
+    /// creator can only make a `t` report differ, never the stored value.
     #[allow(clippy::too_many_arguments)]
     pub fn meta_arith(
         &self,
@@ -493,15 +507,30 @@ impl Cache {
         now: RelTime,
         touch: Option<RelTime>,
         new_cas: Option<u64>,
-    ) -> (ArithOutcome, RelTime) {
-        let out = self.arith(key, op, delta, create, cas, now);
-        let ArithOutcome::Value { value, cas: got } = out else {
-            return (out, 0);
-        };
+    ) -> MetaArith {
         let hash = self.index.hash(key);
+        let before = {
+            let mut t = lock(self.index.stripe(hash));
+            match self.find(&mut t, hash, key, now) {
+                Found::Live(loc) => Some(self.slabs.item(loc).exptime().load(Ordering::Relaxed)),
+                f => {
+                    drop(t);
+                    self.release_found(f);
+                    None
+                }
+            }
+        };
+        let out = self.arith(key, op, delta, create, cas, now);
+        let mut result = MetaArith {
+            outcome: out,
+            created: before.is_none(),
+            exptime_before: before.unwrap_or(0),
+            exptime: create.map_or(0, |c| c.1),
+        };
+        let ArithOutcome::Value { value, cas: got } = out else {
+            return result;
+        };
         let mut t = lock(self.index.stripe(hash));
-        let mut exptime = create.map_or(0, |c| c.1);
-        let mut reported = got;
         if let Found::Live(loc) = self.find(&mut t, hash, key, now) {
             let it = self.slabs.item(loc);
             // SAFETY: live item under its stripe lock.
@@ -512,18 +541,15 @@ impl Cache {
                 if let Some(c) = new_cas {
                     // SAFETY: as above.
                     unsafe { it.set_cas(c) };
-                    reported = self.reported(c);
+                    result.outcome = ArithOutcome::Value {
+                        value,
+                        cas: self.reported(c),
+                    };
                 }
-                exptime = it.exptime().load(Ordering::Relaxed);
+                result.exptime = it.exptime().load(Ordering::Relaxed);
             }
         }
-        (
-            ArithOutcome::Value {
-                value,
-                cas: reported,
-            },
-            exptime,
-        )
+        result
     }
 
     /// An item's internals without counting as an access (`me`).

@@ -77,7 +77,7 @@ use index::{lock, Index};
 use item::{item_size, Item, FETCHED, LINKED, OWNED};
 use slabs::Slabs;
 
-pub use meta::{DebugInfo, MetaDeleteOpts, MetaGetOpts, MetaStoreOpts, MetaView};
+pub use meta::{DebugInfo, MetaArith, MetaDeleteOpts, MetaGetOpts, MetaStoreOpts, MetaView};
 
 /// How a store combines the new value with what is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

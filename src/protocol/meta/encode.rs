@@ -43,8 +43,8 @@ pub fn encode(r: &MetaReply<'_>, out: &mut Vec<u8>) {
                 }
             }
             _ if !item_data => {}
-            (MetaCmd::Get, b'T') => ttl = r.item.ttl_touched,
-            (MetaCmd::Get, b'N') => {
+            (MetaCmd::Get | MetaCmd::Arith, b'T') => ttl = r.item.ttl_touched,
+            (MetaCmd::Get | MetaCmd::Arith, b'N') => {
                 if let Some(v) = r.item.ttl_vivified {
                     ttl = v;
                 }
