@@ -66,6 +66,7 @@ fn parse(c: &mut Criterion) {
     else {
         unreachable!("a valid ma line")
     };
+    group.throughput(Throughput::Elements(1));
     group.bench_function("flag_values", |b| {
         b.iter(|| {
             let f = black_box(&flags);

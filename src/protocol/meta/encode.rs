@@ -55,7 +55,10 @@ pub fn encode(r: &MetaReply<'_>, out: &mut Vec<u8>) {
             }
             (MetaCmd::Get | MetaCmd::Arith, b't') => {
                 out.extend_from_slice(b" t");
-                let _ = write!(out, "{ttl}");
+                if ttl < 0 {
+                    out.push(b'-');
+                }
+                num(out, ttl.unsigned_abs());
             }
             (MetaCmd::Get, b's') => {
                 out.extend_from_slice(b" s");
@@ -107,7 +110,18 @@ pub fn encode_debug(d: &MetaDebugReply<'_>, out: &mut Vec<u8>) {
     );
 }
 
-fn num(out: &mut Vec<u8>, n: u64) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{n}");
+/// Appends `n` in decimal (without the formatting machinery: replies
+/// carry several numbers each).
+fn num(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
