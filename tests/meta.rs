@@ -492,3 +492,35 @@ fn upstream_flags() {
     c.roundtrip(b"ms a 1 MA N0\r\ny\r\n", b"HD\r\n");
     c.roundtrip(b"mg a v\r\n", b"VA 2\r\nxy\r\n");
 }
+
+/// Concurrent readers of a missing or stale item: exactly one wins.
+#[test]
+fn one_winner_among_concurrent_readers() {
+    let (s, mut c) = server();
+    let s = std::sync::Arc::new(s);
+    let race = |request: &'static [u8]| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut c = s.conn();
+                    let mut wins = 0;
+                    for _ in 0..25 {
+                        c.send(request);
+                        let reply = String::from_utf8(c.read_line()).unwrap();
+                        wins += usize::from(reply.trim_end().ends_with(" W"));
+                    }
+                    wins
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum::<usize>()
+    };
+    assert_eq!(race(b"mg viv N30 c\r\n"), 1);
+    c.roundtrip(b"ms st 1\r\nx\r\n", b"HD\r\n");
+    c.roundtrip(b"md st I\r\n", b"HD\r\n");
+    assert_eq!(race(b"mg st c\r\n"), 1);
+}
