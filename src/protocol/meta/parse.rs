@@ -282,18 +282,27 @@ fn parse_flags<'a>(key: &[u8], tokens: &'a [u8]) -> Result<MetaFlags<'a>, Client
     }
 }
 
-/// Splits an optional sign from the digits; `None` unless at least one
-/// digit follows and nothing else.
+/// C `isspace` in the "C" locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Reads a number as memcached's `strtol`-based helpers do: optional
+/// leading white space and sign, at least one digit, then the end of the
+/// token or white space (anything after that is ignored, so `5\r` is 5).
 fn sign_digits(token: &[u8]) -> Option<(bool, &[u8])> {
-    let (neg, digits) = match token.first() {
+    let start = token.iter().take_while(|&&b| is_c_space(b)).count();
+    let token = &token[start..];
+    let (neg, rest) = match token.first() {
         Some(b'-') => (true, &token[1..]),
         Some(b'+') => (false, &token[1..]),
         _ => (false, token),
     };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    let count = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if count == 0 || rest.get(count).is_some_and(|&b| !is_c_space(b)) {
         return None;
     }
-    Some((neg, digits))
+    Some((neg, &rest[..count]))
 }
 
 fn magnitude(digits: &[u8]) -> Option<u64> {

@@ -228,6 +228,24 @@ fn flags_are_parsed() {
     assert_eq!(flags.client_flags(), u32::MAX);
     assert_eq!(flags.set_mode(), MetaSetMode::Append);
     assert!(flags.has(b'I'));
+    // Numbers are read like strtol: white space around them is fine.
+    let Parsed::Request {
+        request: Request::MetaGet { flags, .. },
+        ..
+    } = parse(b"mg k T\t5\tx C+7 N-0\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(flags.ttl(), Some(5));
+    assert_eq!(flags.compare_cas(), Some(7));
+    assert_eq!(flags.vivify(), Some(0));
+    assert!(matches!(
+        parse(b"ms k 1\r\r\nx\r\r\n"),
+        Parsed::Invalid {
+            error: Response::ClientError(ClientError::BadDataChunk),
+            ..
+        }
+    ));
 }
 
 fn reply<'a>(
