@@ -128,6 +128,9 @@ fn ms_flags_and_modes() {
     c.roundtrip(b"ms foo 2 C1 c\r\nhi\r\n", b"EX c0\r\n");
     c.roundtrip(b"ms foo 2 C2\r\nhi\r\n", b"HD\r\n");
     c.roundtrip(b"ms none 2 C5\r\nhi\r\n", b"NF\r\n");
+    c.roundtrip(b"ms none 2 C5 MR\r\nhi\r\n", b"NF\r\n");
+    c.roundtrip(b"ms none 2 C5 MA\r\nhi\r\n", b"NS\r\n");
+    c.roundtrip(b"ms none 2 C5 MP\r\nhi\r\n", b"NS\r\n");
     // Negative TTL: stored and gone.
     c.roundtrip(b"ms foo 2 T-1\r\nhi\r\n", b"HD\r\n");
     c.roundtrip(b"mg foo\r\n", b"EN\r\n");
@@ -202,6 +205,12 @@ fn ma_flags() {
     );
     // Accepted and ignored by ma.
     c.roundtrip(b"ma cnt f s h l u I\r\n", b"HD\r\n");
+    // An empty value is non-numeric before any CAS comparison.
+    c.roundtrip(b"ms e 0\r\n\r\n", b"HD\r\n");
+    c.roundtrip(
+        b"ma e C1\r\n",
+        b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+    );
 }
 
 #[test]
@@ -217,6 +226,10 @@ fn ma_and_text_incr_share_items() {
 fn me_and_mn() {
     let (_s, mut c) = server();
     c.roundtrip(b"me nope\r\n", b"EN\r\n");
+    c.roundtrip(
+        b"me !!!! b\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
     c.roundtrip(b"me\r\n", b"CLIENT_ERROR bad command line format\r\n");
     c.roundtrip(b"mn\r\n", b"MN\r\n");
     c.roundtrip(b"mn extra tokens\r\n", b"MN\r\n");
@@ -279,6 +292,12 @@ fn base64_keys() {
     // An item stored through a base64 key is named in base64 by `k`.
     c.roundtrip(b"mg foo k\r\n", b"HD kZm9v b\r\n");
     c.roundtrip(b"mg Zm9v k v c\r\n", b"EN kZm9v\r\n");
+    // me takes `b` only right after the key, and names the item in base64.
+    let r = line(&mut c, "me Zm9v b\r\n");
+    assert!(r.starts_with("ME Zm9v exp=-1 la="), "{r}");
+    let r = line(&mut c, "me foo\r\n");
+    assert!(r.starts_with("ME Zm9v exp=-1 la="), "{r}");
+    c.roundtrip(b"me Zm9v k b\r\n", b"EN\r\n");
     c.roundtrip(b"mg Zg== b k v\r\n", b"EN kZg== b\r\n");
     c.roundtrip(b"md Zm9v b q\r\nmn\r\n", b"MN\r\n");
     c.roundtrip(b"get foo\r\n", b"END\r\n");

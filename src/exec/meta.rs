@@ -347,24 +347,32 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
     out.reply(&Response::Meta(&bare(MetaCmd::Arith, status, key, flags)));
 }
 
-fn debug<S: Sink>(key: &[u8], cx: &Context<'_>, out: &mut S) {
+fn debug<S: Sink>(key: MetaKey<'_>, cx: &Context<'_>, out: &mut S) {
     let now = cx.state.clock.now();
-    match cx.state.cache.debug(key, now) {
-        Some(d) => out.reply(&Response::MetaDebug(&MetaDebugReply {
-            key,
-            exp: ttl_left(d.exptime, now),
-            la: now.saturating_sub(d.last_access),
-            cas: d.cas,
-            fetched: d.fetched,
-            class: d.class,
-            size: d.size,
-        })),
+    let mut buf = [0u8; KEY_MAX_LENGTH];
+    let k = key.bytes(&mut buf);
+    match cx.state.cache.debug(k, now) {
+        Some(d) => {
+            // The item's key, in base64 if it was stored so.
+            let mut encoded = Vec::new();
+            let shown = if d.binary_key {
+                encode_base64(k, &mut encoded);
+                &encoded[..]
+            } else {
+                k
+            };
+            out.reply(&Response::MetaDebug(&MetaDebugReply {
+                key: shown,
+                exp: ttl_left(d.exptime, now),
+                la: now.saturating_sub(d.last_access),
+                cas: d.cas,
+                fetched: d.fetched,
+                class: d.class,
+                size: d.size,
+            }));
+        }
         None => {
             let flags = MetaFlags::default();
-            let key = MetaKey {
-                raw: key,
-                base64: false,
-            };
             out.reply(&Response::Meta(&bare(
                 MetaCmd::Get,
                 MetaStatus::Miss,

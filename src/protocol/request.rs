@@ -131,8 +131,8 @@ pub enum Request<'a> {
         key: MetaKey<'a>,
         flags: MetaFlags<'a>,
     },
-    /// Meta debug (`me <key>`).
-    MetaDebug { key: &'a [u8] },
+    /// Meta debug (`me <key> [b]`).
+    MetaDebug { key: MetaKey<'a> },
     /// Meta no-op (`mn`): answers `MN`, marking the end of a quiet pipeline.
     MetaNoop,
     /// `config get <key>` (auto discovery; only `cluster` exists).

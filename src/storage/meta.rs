@@ -106,6 +106,8 @@ pub struct DebugInfo {
     pub class: u8,
     /// Bytes the item uses in its chunk.
     pub size: usize,
+    /// Stored through a base64 key.
+    pub binary_key: bool,
 }
 
 impl Cache {
@@ -261,7 +263,11 @@ impl Cache {
         }
         if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
             loop {
-                let out = self.concat(mode, key, value, cas, now);
+                let out = match self.concat(mode, key, value, cas, now) {
+                    // Nothing to append to is "not stored", CAS or not.
+                    StoreOutcome::NotFound => StoreOutcome::NotStored,
+                    o => o,
+                };
                 let out = match (out, opts.vivify) {
                     (StoreOutcome::NotStored, Some(exp)) if cas == 0 => {
                         let plain = MetaStoreOpts {
@@ -568,6 +574,7 @@ impl Cache {
                     fetched: it.access().load(Ordering::Relaxed) & FETCHED != 0,
                     class: self.slabs.class_of(loc),
                     size,
+                    binary_key: it.state().load(Ordering::Relaxed) & KEY_BINARY != 0,
                 })
             }
             f => {

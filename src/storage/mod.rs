@@ -803,6 +803,11 @@ impl Cache {
             // SAFETY (this block's reads and the in-place write): live item
             // under its stripe lock.
             let old_cas = unsafe { it.cas() };
+            // memcached rejects an empty value before it looks at the CAS.
+            // SAFETY: as above.
+            if unsafe { it.vlen() } == 0 {
+                return ArithOutcome::NonNumeric;
+            }
             if cas != 0 && self.reported(old_cas) != cas {
                 return ArithOutcome::Exists;
             }

@@ -77,12 +77,27 @@ fn count_words(s: &[u8], cap: usize) -> usize {
     n
 }
 
-/// `me <key>`: flags are ignored, as memcached 1.6.18 does.
+/// `me <key> [b]`: memcached 1.6.18 looks only at the word after the key,
+/// which makes the key base64 when it is exactly `b`; anything else is
+/// ignored.
 fn debug(rest: &[u8], next: usize) -> Parsed<'_> {
-    match word(rest) {
-        Some((key, _)) if key.len() <= KEY_MAX_LENGTH => request(Request::MetaDebug { key }, next),
-        _ => client_error(ClientError::BadCommandLineFormat, next),
+    let bad = || client_error(ClientError::BadCommandLineFormat, next);
+    let Some((raw, flags)) = word(rest) else {
+        return bad();
+    };
+    if raw.len() > KEY_MAX_LENGTH {
+        return bad();
     }
+    let base64 = matches!(word(flags), Some((b"b", _)));
+    if base64 && super::decode_base64(raw, &mut [0u8; KEY_MAX_LENGTH]).is_none() {
+        return bad();
+    }
+    request(
+        Request::MetaDebug {
+            key: MetaKey { raw, base64 },
+        },
+        next,
+    )
 }
 
 /// `mg`, `md`, `ma`: `<key> <flags>*`.

@@ -55,6 +55,25 @@ fn meta_commands_are_recognised() {
         assert_eq!(error_of(line), Response::Error, "{line:?}");
     }
     assert_eq!(client_error("me\r\n"), "bad command line format");
+    assert_eq!(client_error("me !!!! b\r\n"), "bad command line format");
+    assert!(matches!(
+        parse(b"me Zm9v b\r\n"),
+        Parsed::Request {
+            request: Request::MetaDebug {
+                key: MetaKey { base64: true, .. }
+            },
+            ..
+        }
+    ));
+    assert!(matches!(
+        parse(b"me Zm9v k b\r\n"),
+        Parsed::Request {
+            request: Request::MetaDebug {
+                key: MetaKey { base64: false, .. }
+            },
+            ..
+        }
+    ));
     assert_eq!(client_error("ms foo\r\n"), "bad command line format");
     assert_eq!(client_error("ms foo abc\r\n"), "bad command line format");
     assert_eq!(client_error("ms foo -1\r\n"), "bad command line format");
