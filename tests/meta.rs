@@ -266,6 +266,10 @@ fn stale_win_recache_sequence() {
     c.roundtrip(b"mg r R200 c\r\n", b"HD c5 Z\r\n");
     c.roundtrip(b"ms r 1 T0\r\nx\r\n", b"HD\r\n");
     c.roundtrip(b"mg r R200 c\r\n", b"HD c6\r\n");
+    // Flags apply in order: R after T judges the new TTL, R before it the old.
+    c.roundtrip(b"mg r R200 T30 c\r\n", b"HD c6\r\n");
+    c.roundtrip(b"ms r 1 T0\r\nx\r\n", b"HD\r\n");
+    c.roundtrip(b"mg r T30 R200 c\r\n", b"HD c7 W\r\n");
 }
 
 #[test]

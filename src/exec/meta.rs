@@ -77,6 +77,7 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
         touch: flags.ttl().map(deadline),
         vivify: vivify.map(deadline),
         recache: flags.recache().map(deadline),
+        recache_after_touch: position(b'T') < position(b'R'),
         no_bump: flags.has(b'u'),
         new_cas: flags.new_cas(),
         binary_key: key.base64,

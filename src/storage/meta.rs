@@ -28,6 +28,9 @@ pub struct MetaGetOpts {
     /// Hand out the win when the item's deadline comes before this one
     /// (`R`) and no win was handed out yet.
     pub recache: Option<RelTime>,
+    /// `T` comes before `R` on the line, so `R` judges the new deadline
+    /// (memcached applies the flags in order).
+    pub recache_after_touch: bool,
     /// Leave the access bits and last-access time alone (`u`).
     pub no_bump: bool,
     /// CAS value for an item this lookup creates (`E`).
@@ -133,9 +136,11 @@ impl Cache {
                     let stale = st & STALE != 0;
                     let win_sent = st & WIN_SENT != 0;
                     let exptime_before = it.exptime().load(Ordering::Relaxed);
-                    let recache_due = opts
-                        .recache
-                        .is_some_and(|r| exptime_before != 0 && exptime_before < r);
+                    let judged = match opts.touch {
+                        Some(exp) if opts.recache_after_touch => exp,
+                        _ => exptime_before,
+                    };
+                    let recache_due = opts.recache.is_some_and(|r| judged != 0 && judged < r);
                     let won = !win_sent && (stale || recache_due);
                     if won {
                         it.state().fetch_or(WIN_SENT, Ordering::Relaxed);
