@@ -54,12 +54,14 @@ fn bare<'a>(
     }
 }
 
-/// Seconds left before `exp`, −1 for "never", as `t` reports it.
+/// Seconds left before `exp`, −1 for "never", as `t` reports it. A
+/// deadline already passed (`T-1` in the same request) reports 0, where
+/// memcached 1.6.18 prints the negative number as an unsigned 32-bit one.
 fn ttl_left(exp: RelTime, now: RelTime) -> i64 {
     if exp == 0 {
         -1
     } else {
-        i64::from(exp) - i64::from(now)
+        (i64::from(exp) - i64::from(now)).max(0)
     }
 }
 
