@@ -198,6 +198,9 @@ fn ma_flags() {
     assert!((29..=30).contains(&flag_num(&r, 't')), "{r}");
     c.expect(b"5\r\n");
     c.roundtrip(b"ma viv v\r\n", b"VA 1\r\n6\r\n");
+    // Quiet mode does not hide the reply of a created counter.
+    c.send(b"ma q1 N0 q v\r\nma q1 N0 q v\r\nma q2 N0 q\r\nmn\r\n");
+    c.expect(b"VA 1\r\n0\r\nHD\r\nMN\r\n");
     c.roundtrip(b"ms txt 3\r\nabc\r\n", b"HD\r\n");
     c.roundtrip(
         b"ma txt v\r\n",
@@ -303,6 +306,11 @@ fn base64_keys() {
     assert!(r.starts_with("ME Zm9v exp=-1 la="), "{r}");
     c.roundtrip(b"me Zm9v k b\r\n", b"EN\r\n");
     c.roundtrip(b"mg Zg== b k v\r\n", b"EN kZg== b\r\n");
+    // memcached's decoder skips stray bytes and stops after padding; `k`
+    // echoes the key re-encoded.
+    c.roundtrip(b"mg Zm9v\x7f b k v\r\n", b"VA 2 kZm9v b\r\nhi\r\n");
+    c.roundtrip(b"mg Zg==Zm9v b k\r\n", b"EN kZg== b\r\n");
+    c.roundtrip(b"ms Z=g= 1 b k\r\nx\r\n", b"HD kZA== b\r\n");
     c.roundtrip(b"md Zm9v b q\r\nmn\r\n", b"MN\r\n");
     c.roundtrip(b"get foo\r\n", b"END\r\n");
     for bad in ["foo", "Zm9", "Zm9v=", "!!!!"] {

@@ -54,6 +54,19 @@ fn bare<'a>(
     }
 }
 
+/// The key as `k` echoes it. memcached re-encodes a base64 key from its
+/// decoded bytes, so characters its decoder skipped do not come back.
+fn echoed<'a>(key: MetaKey<'a>, decoded: &[u8], scratch: &'a mut Vec<u8>) -> MetaKey<'a> {
+    if !key.base64 {
+        return key;
+    }
+    encode_base64(decoded, scratch);
+    MetaKey {
+        raw: scratch,
+        base64: true,
+    }
+}
+
 /// Seconds left before `exp`, −1 for "never", as `t` reports it. A
 /// deadline already passed (`T-1` in the same request) reports 0, where
 /// memcached 1.6.18 prints the negative number as an unsigned 32-bit one.
@@ -86,6 +99,12 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
+    let mut scratch = Vec::new();
+    let key = if flags.has(b'k') {
+        echoed(key, k, &mut scratch)
+    } else {
+        key
+    };
     let with_value = flags.has(b'v');
     stats.cmd_get.incr();
     if opts.touch.is_some() {
@@ -195,6 +214,12 @@ fn set<S: Sink>(
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
+    let mut scratch = Vec::new();
+    let key = if flags.has(b'k') {
+        echoed(key, k, &mut scratch)
+    } else {
+        key
+    };
     cx.stats.cmd_set.incr();
     let exptime = state.clock.deadline(flags.ttl().unwrap_or(0));
     let cas = flags.compare_cas().unwrap_or(0);
@@ -254,6 +279,12 @@ fn delete<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, ou
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
+    let mut scratch = Vec::new();
+    let key = if flags.has(b'k') {
+        echoed(key, k, &mut scratch)
+    } else {
+        key
+    };
     let cas = flags.compare_cas().unwrap_or(0);
     let status = match state.cache.meta_delete(k, cas, now, &opts) {
         DeleteOutcome::Deleted => {
@@ -287,6 +318,12 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
     };
     let mut buf = [0u8; KEY_MAX_LENGTH];
     let k = key.bytes(&mut buf);
+    let mut scratch = Vec::new();
+    let key = if flags.has(b'k') {
+        echoed(key, k, &mut scratch)
+    } else {
+        key
+    };
     let create = flags.vivify().map(|n| (flags.initial(), deadline(n)));
     let done = state.cache.meta_arith(
         k,
@@ -301,7 +338,8 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
     let status = match done.outcome {
         ArithOutcome::Value { value, cas } => {
             hits.incr();
-            if flags.quiet() {
+            // memcached 1.6.18 still answers when the item was created.
+            if flags.quiet() && !done.created {
                 return;
             }
             let mut digits = [0u8; 20];

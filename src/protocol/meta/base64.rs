@@ -1,5 +1,5 @@
-//! Standard base64 (RFC 4648, with padding) for binary keys (`b`).
-//! memcached accepts only whole 4-character groups, so do we.
+//! Base64 (RFC 4648 alphabet, padded) for binary keys (`b`), decoded with
+//! memcached's leniency so the same keys name the same items.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -14,31 +14,54 @@ fn value(c: u8) -> Option<u32> {
     } as u32)
 }
 
-/// Decodes `input` into `out`, returning the decoded length; `None` when it
-/// is not valid padded base64, decodes to nothing, or does not fit.
+/// Decodes `input` into `out` the way memcached does, returning the
+/// decoded length; `None` when it decodes to nothing or does not fit.
+///
+/// memcached's decoder skips bytes outside the alphabet, needs a non-zero
+/// multiple of four alphabet characters (`=` counts), reads `=` as zero
+/// bits, and stops after the first group holding padding (one `=` drops a
+/// byte, two drop two, more is an error).
 pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    if input.is_empty() || input.len() % 4 != 0 {
+    let count = input
+        .iter()
+        .filter(|&&c| c == b'=' || value(c).is_some())
+        .count();
+    if count == 0 || count % 4 != 0 {
         return None;
     }
-    let groups = input.len() / 4;
-    let mut n = 0;
-    for (g, chunk) in input.chunks_exact(4).enumerate() {
-        let last = g + 1 == groups;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
+    let mut group = [0u32; 4];
+    let (mut n, mut pad, mut len) = (0, 0, 0);
+    for &c in input {
+        let v = match (c, value(c)) {
+            (b'=', _) => {
+                pad += 1;
+                0
+            }
+            (_, Some(v)) => v,
+            _ => continue,
+        };
+        group[n] = v;
+        n += 1;
+        if n < 4 {
+            continue;
         }
-        let mut acc = 0u32;
-        for &c in &chunk[..4 - pad] {
-            acc = (acc << 6) | value(c)?;
+        n = 0;
+        let acc = (group[0] << 18) | (group[1] << 12) | (group[2] << 6) | group[3];
+        out.get_mut(len..len + 3)?.copy_from_slice(&[
+            (acc >> 16) as u8,
+            (acc >> 8) as u8,
+            acc as u8,
+        ]);
+        len += 3;
+        if pad > 0 {
+            if pad > 2 {
+                return None;
+            }
+            len -= pad;
+            break;
         }
-        acc <<= 6 * pad as u32;
-        let bytes = [(acc >> 16) as u8, (acc >> 8) as u8, acc as u8];
-        let take = 3 - pad;
-        out.get_mut(n..n + take)?.copy_from_slice(&bytes[..take]);
-        n += take;
     }
-    (n > 0).then_some(n)
+    (len > 0).then_some(len)
 }
 
 /// Appends the padded base64 encoding of `input` to `out`.

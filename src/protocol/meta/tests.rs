@@ -417,8 +417,20 @@ fn base64_round_trips() {
         assert_eq!(&buf[..n], &data[..]);
     }
     assert_eq!(decode_base64(b"====", &mut buf), None);
-    assert_eq!(decode_base64(b"Zg==Zg==", &mut buf), None);
     assert_eq!(decode_base64(b"Z===", &mut buf), None);
+    assert_eq!(decode_base64(b"Zm9", &mut buf), None);
+    assert_eq!(decode_base64(b"Zm9v=", &mut buf), None);
+    assert_eq!(decode_base64(b"!!!!", &mut buf), None);
+    // memcached's leniency: stray bytes are skipped, decoding stops after
+    // the first padded group, `=` inside a group reads as zero bits.
+    let mut check = |input: &[u8], want: &[u8]| {
+        let n = decode_base64(input, &mut buf).unwrap();
+        assert_eq!(&buf[..n], want, "{input:?}");
+    };
+    check(b"Zm9v\x7f", b"foo");
+    check(b"Z\x80m9v", b"foo");
+    check(b"Zg==Zm9v", b"f");
+    check(b"Z=g=", b"d");
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.
