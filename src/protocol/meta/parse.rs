@@ -271,10 +271,12 @@ fn parse_flags<'a>(key: &[u8], tokens: &'a [u8]) -> Result<MetaFlags<'a>, Client
             b'C' | b'E' => parse_u64(arg)
                 .is_none()
                 .then_some(ClientError::MetaBadToken),
+            // memcached flags a bad F without a message of its own: an
+            // earlier bad token keeps its wording, else the default shows.
             b'F' => parse_u64(arg)
                 .and_then(|v| u32::try_from(v).ok())
                 .is_none()
-                .then_some(ClientError::BadCommandLineFormat),
+                .then_some(soft.unwrap_or(ClientError::BadCommandLineFormat)),
             b'M' => (arg.len() != 1).then_some(ClientError::MetaMTokenLength),
             b'J' => parse_u64(arg)
                 .is_none()

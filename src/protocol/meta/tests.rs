@@ -109,6 +109,9 @@ fn flag_errors_use_memcached_wording() {
         // A bad token is remembered, an unknown flag stops at once.
         ("mg foo Tx Dx\r\n", "invalid numeric delta value"),
         ("mg foo Tx Zx\r\n", "invalid flag"),
+        // A bad F has no message of its own.
+        ("mg foo Tx Fx\r\n", "bad token in command line format"),
+        ("mg foo Fx Tx\r\n", "bad token in command line format"),
         ("md foo Jx\r\n", "invalid or duplicate flag"),
         ("md !!!! b\r\n", "invalid or duplicate flag"),
         (
