@@ -484,14 +484,12 @@ impl Cache {
                 self.release(loc, None);
                 continue;
             }
-            let new_cas = self.link(&mut t, hash, loc, Some(old));
+            self.link(&mut t, hash, loc, Some(old));
             if opts.invalidate {
                 self.mark_stale(it, opts);
             } else if let Some(c) = opts.new_cas {
                 // SAFETY: linked under the stripe lock we hold.
                 unsafe { it.set_cas(c) };
-            } else {
-                let _ = new_cas;
             }
             drop(t);
             self.release(old, None);
