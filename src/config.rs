@@ -90,6 +90,10 @@ pub struct Args {
     /// Read settings from a TOML file (see conf/ferrocache.toml)
     #[arg(long = "config")]
     pub config: Option<PathBuf>,
+    /// Protocols accepted: ascii, binary or auto (chosen per connection
+    /// from its first byte)
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
 }
 
 /// The TOML file. Every key is optional and mirrors a flag; see
@@ -117,6 +121,7 @@ pub struct FileConfig {
     pub slab_automove: Option<u8>,
     pub lru_crawler: Option<bool>,
     pub idle_timeout: Option<u32>,
+    pub protocol: Option<String>,
 }
 
 /// Fully resolved settings the server runs with.
@@ -134,6 +139,42 @@ pub struct Settings {
     /// Seconds of inactivity before a connection is closed; 0 = never.
     pub idle_timeout: u32,
     pub cache: CacheConfig,
+    /// Which protocols connections may speak (`-B`).
+    pub protocol: Binding,
+}
+
+/// memcached's `-B`: the protocols a connection may speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Binding {
+    /// Text (classic and meta) only.
+    Ascii,
+    /// Binary only.
+    Binary,
+    /// Chosen per connection from its first byte (`0x80` = binary).
+    #[default]
+    Auto,
+}
+
+impl Binding {
+    fn parse(v: &str) -> Result<Binding, String> {
+        match v {
+            "ascii" => Ok(Binding::Ascii),
+            "binary" => Ok(Binding::Binary),
+            "auto" => Ok(Binding::Auto),
+            other => Err(format!(
+                "-B: invalid protocol '{other}' (expected ascii, binary or auto)"
+            )),
+        }
+    }
+
+    /// The name `stats settings` shows as `binding_protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binding::Ascii => "ascii",
+            Binding::Binary => "binary",
+            Binding::Auto => "auto-negotiate",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -150,6 +191,7 @@ impl Default for Settings {
             verbosity: 0,
             idle_timeout: 0,
             cache: CacheConfig::default(),
+            protocol: Binding::Auto,
         }
     }
 }
@@ -282,6 +324,9 @@ impl Settings {
         if args.verbose > 0 {
             s.verbosity = args.verbose;
         }
+        if let Some(b) = &args.protocol {
+            s.protocol = Binding::parse(b)?;
+        }
         for opts in &args.extended {
             apply_extended(&mut s, opts)?;
         }
@@ -391,6 +436,9 @@ fn apply_file(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(v) = f.idle_timeout {
         s.idle_timeout = v;
+    }
+    if let Some(b) = &f.protocol {
+        s.protocol = Binding::parse(b)?;
     }
     Ok(())
 }

@@ -20,6 +20,10 @@ pub trait Sink {
     /// Whether enough output is queued that a long reply should pause until
     /// the client has read some of it.
     fn is_full(&self) -> bool;
+
+    /// Learns the CAS unique of the item a write or incr/decr produced,
+    /// before the reply itself. Codecs that show it (binary) keep it.
+    fn cas(&mut self, _cas: u64) {}
 }
 
 /// What the connection should do after a request.
@@ -125,7 +129,8 @@ pub fn execute<S: Sink>(
                 .cache
                 .store(mode, key, flags, deadline, value, cas, now)
             {
-                StoreOutcome::Stored { .. } => {
+                StoreOutcome::Stored { cas } => {
+                    out.cas(cas);
                     if mode == StoreMode::Cas {
                         stats.cas_hits.incr();
                     }
@@ -249,6 +254,55 @@ pub fn execute<S: Sink>(
             }
         }
         Request::Stats { group } => stats_report(group, cx, out),
+        Request::Noop => out.reply(&Response::Ok),
+        Request::DeleteIf { key, cas, .. } => {
+            let reply = match state.cache.delete(key, cas, now) {
+                DeleteOutcome::Deleted => {
+                    stats.delete_hits.incr();
+                    Response::Deleted
+                }
+                DeleteOutcome::Exists => Response::Exists,
+                DeleteOutcome::NotFound => {
+                    stats.delete_misses.incr();
+                    Response::NotFound
+                }
+            };
+            out.reply(&reply);
+        }
+        Request::ArithEx {
+            op,
+            key,
+            delta,
+            create,
+            cas,
+            ..
+        } => {
+            let (hits, misses) = match op {
+                ArithOp::Incr => (&stats.incr_hits, &stats.incr_misses),
+                ArithOp::Decr => (&stats.decr_hits, &stats.decr_misses),
+            };
+            let create = create.map(|(initial, exptime)| (initial, state.clock.deadline(exptime)));
+            let reply = match state.cache.arith(key, op, delta, create, cas, now) {
+                ArithOutcome::Value { value, cas } => {
+                    hits.incr();
+                    out.cas(cas);
+                    Response::Number(value)
+                }
+                ArithOutcome::NotFound => {
+                    misses.incr();
+                    Response::NotFound
+                }
+                ArithOutcome::Exists => Response::Exists,
+                ArithOutcome::NonNumeric => Response::ClientError(ClientError::NonNumericValue),
+                ArithOutcome::OutOfMemory => Response::ServerError(ServerError::OutOfMemory),
+            };
+            out.reply(&reply);
+        }
+        // Authentication belongs to the connection, which answers these
+        // before they could reach here.
+        Request::SaslListMechs | Request::SaslAuth { .. } | Request::SaslStep { .. } => {
+            out.reply(&Response::Error)
+        }
     }
     Outcome::Done
 }
@@ -410,7 +464,7 @@ fn settings_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "reqs_per_event", U64(s.reqs_per_event as u64));
     stat(out, "cas_enabled", yes_no(c.use_cas));
     stat(out, "tcp_backlog", U64(s.backlog.max(0) as u64));
-    stat(out, "binding_protocol", Text("auto-negotiate"));
+    stat(out, "binding_protocol", Text(s.protocol.name()));
     stat(out, "auth_enabled_sasl", yes_no(false));
     stat(out, "auth_enabled_ascii", yes_no(false));
     stat(out, "item_size_max", U64(c.item_size_max as u64));

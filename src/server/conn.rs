@@ -20,8 +20,10 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 
 use crate::clock::RelTime;
+use crate::config::Binding;
 use crate::exec::{self, Context, Outcome, Sink};
-use crate::protocol::{text, Limits, Parsed, Response};
+use crate::protocol::binary::{self, Frame, Reply};
+use crate::protocol::{text, Limits, Parsed, Request, Response};
 
 /// Queued reply bytes above which a connection stops taking requests.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
@@ -94,6 +96,37 @@ impl Sink for TextSink<'_> {
     }
 }
 
+/// Encodes replies to one binary request.
+struct BinarySink<'a, 'k> {
+    out: &'a mut Vec<u8>,
+    reply: Reply<'k>,
+}
+
+impl Sink for BinarySink<'_, '_> {
+    #[inline]
+    fn reply(&mut self, response: &Response<'_>) {
+        self.reply.encode(response, self.out);
+    }
+
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.out.len() >= OUT_HIGH_WATER
+    }
+
+    #[inline]
+    fn cas(&mut self, cas: u64) {
+        self.reply.set_cas(cas);
+    }
+}
+
+/// The wire protocol a connection speaks, fixed by its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Codec {
+    Undecided,
+    Text,
+    Binary,
+}
+
 pub struct Conn {
     pub stream: TcpStream,
     /// Registry id (`stats conns`).
@@ -113,6 +146,7 @@ pub struct Conn {
     eof: bool,
     pub last_active: RelTime,
     last_cmd: Arc<AtomicU32>,
+    codec: Codec,
 }
 
 impl Conn {
@@ -129,6 +163,7 @@ impl Conn {
             eof: false,
             last_active: now,
             last_cmd,
+            codec: Codec::Undecided,
         }
     }
 
@@ -353,6 +388,21 @@ impl Conn {
             if *budget == 0 {
                 return (pos, Stop::Budget);
             }
+            if self.codec == Codec::Undecided {
+                self.codec = match cx.state.settings.protocol {
+                    Binding::Ascii => Codec::Text,
+                    Binding::Binary => Codec::Binary,
+                    Binding::Auto if input[pos] == binary::MAGIC_REQUEST => Codec::Binary,
+                    Binding::Auto => Codec::Text,
+                };
+            }
+            if self.codec == Codec::Binary {
+                match self.binary_step(&input[pos..], out, cx, limits, budget) {
+                    (n, None) => pos += n,
+                    (n, Some(stop)) => return (pos + n, stop),
+                }
+                continue;
+            }
             match text::parse(&input[pos..], limits) {
                 Parsed::Incomplete => return (pos, Stop::NeedInput),
                 Parsed::Request { request, consumed } => {
@@ -410,6 +460,84 @@ impl Conn {
                     if close {
                         self.closing = true;
                         return (pos, Stop::Close);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses and executes one binary frame from the front of `input`.
+    /// Returns the bytes consumed and, when processing must stop, why.
+    fn binary_step(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        cx: &Context<'_>,
+        limits: &Limits,
+        budget: &mut usize,
+    ) -> (usize, Option<Stop>) {
+        match binary::parse(input, limits) {
+            Frame::Incomplete => (0, Some(Stop::NeedInput)),
+            Frame::BadMagic => {
+                self.closing = true;
+                (input.len(), Some(Stop::Close))
+            }
+            Frame::Error {
+                header,
+                status,
+                consumed,
+                swallow,
+                close,
+            } => {
+                *budget = budget.saturating_sub(1);
+                Reply::new(header, &Request::Noop).error(status, out);
+                self.swallow = swallow;
+                if close {
+                    self.closing = true;
+                    return (consumed, Some(Stop::Close));
+                }
+                (consumed, None)
+            }
+            Frame::Oversized {
+                header,
+                request,
+                consumed,
+                swallow,
+            } => {
+                *budget -= 1;
+                let mut sink = BinarySink {
+                    out,
+                    reply: Reply::new(header, &request),
+                };
+                exec::execute(&request, 0, cx, &mut sink);
+                self.swallow = swallow;
+                (consumed, None)
+            }
+            Frame::Request {
+                header,
+                request,
+                consumed,
+            } => {
+                *budget -= 1;
+                self.last_cmd.store(cx.state.clock.now(), Ordering::Relaxed);
+                let mut sink = BinarySink {
+                    out,
+                    reply: Reply::new(header, &request),
+                };
+                if binary::is_sasl(&request) {
+                    // No SASL configured: memcached does not know these.
+                    sink.reply.error(binary::Status::UnknownCommand, sink.out);
+                    return (consumed, None);
+                }
+                if request == Request::Quit {
+                    // QUIT answers before closing; QUITQ closes silently.
+                    sink.reply(&Response::Ok);
+                }
+                match exec::execute(&request, 0, cx, &mut sink) {
+                    Outcome::Done | Outcome::Paused { .. } => (consumed, None),
+                    Outcome::Close => {
+                        self.closing = true;
+                        (consumed, Some(Stop::Close))
                     }
                 }
             }
