@@ -94,6 +94,17 @@ pub struct Args {
     /// from its first byte)
     #[arg(short = 'B', long = "protocol")]
     pub protocol: Option<String>,
+    /// Require SASL authentication (binary protocol; text connections may
+    /// authenticate with the -Y style `set`, see docs/security.md)
+    #[arg(short = 'S', long = "enable-sasl")]
+    pub enable_sasl: bool,
+    /// SASL user database (`user:password` or salted lines); default:
+    /// $MEMCACHED_SASL_PWDB
+    #[arg(long = "sasl-db")]
+    pub sasl_db: Option<PathBuf>,
+    /// Text-protocol authentication file (`user:password` lines, at most 8)
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<PathBuf>,
 }
 
 /// The TOML file. Every key is optional and mirrors a flag; see
@@ -122,6 +133,9 @@ pub struct FileConfig {
     pub lru_crawler: Option<bool>,
     pub idle_timeout: Option<u32>,
     pub protocol: Option<String>,
+    pub enable_sasl: Option<bool>,
+    pub sasl_db: Option<PathBuf>,
+    pub auth_file: Option<PathBuf>,
 }
 
 /// Fully resolved settings the server runs with.
@@ -141,6 +155,12 @@ pub struct Settings {
     pub cache: CacheConfig,
     /// Which protocols connections may speak (`-B`).
     pub protocol: Binding,
+    /// SASL authentication required (`-S`).
+    pub sasl: bool,
+    /// SASL user database (`--sasl-db`; else `MEMCACHED_SASL_PWDB`).
+    pub sasl_db: Option<PathBuf>,
+    /// Text-protocol authentication file (`-Y`).
+    pub auth_file: Option<PathBuf>,
 }
 
 /// memcached's `-B`: the protocols a connection may speak.
@@ -192,6 +212,9 @@ impl Default for Settings {
             idle_timeout: 0,
             cache: CacheConfig::default(),
             protocol: Binding::Auto,
+            sasl: false,
+            sasl_db: None,
+            auth_file: None,
         }
     }
 }
@@ -327,6 +350,15 @@ impl Settings {
         if let Some(b) = &args.protocol {
             s.protocol = Binding::parse(b)?;
         }
+        if args.enable_sasl {
+            s.sasl = true;
+        }
+        if let Some(p) = &args.sasl_db {
+            s.sasl_db = Some(p.clone());
+        }
+        if let Some(p) = &args.auth_file {
+            s.auth_file = Some(p.clone());
+        }
         for opts in &args.extended {
             apply_extended(&mut s, opts)?;
         }
@@ -439,6 +471,15 @@ fn apply_file(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(b) = &f.protocol {
         s.protocol = Binding::parse(b)?;
+    }
+    if let Some(v) = f.enable_sasl {
+        s.sasl = v;
+    }
+    if let Some(p) = &f.sasl_db {
+        s.sasl_db = Some(p.clone());
+    }
+    if let Some(p) = &f.auth_file {
+        s.auth_file = Some(p.clone());
     }
     Ok(())
 }

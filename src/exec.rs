@@ -417,6 +417,8 @@ fn general_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "touch_misses", U64(t.touch_misses));
     stat(out, "store_too_large", U64(t.store_too_large));
     stat(out, "store_no_memory", U64(t.store_no_memory));
+    stat(out, "auth_cmds", U64(t.auth_cmds));
+    stat(out, "auth_errors", U64(t.auth_errors));
     stat(out, "bytes_read", U64(t.bytes_read));
     stat(out, "bytes_written", U64(t.bytes_written));
     stat(out, "limit_maxbytes", U64(c.limit_maxbytes));
@@ -465,8 +467,8 @@ fn settings_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "cas_enabled", yes_no(c.use_cas));
     stat(out, "tcp_backlog", U64(s.backlog.max(0) as u64));
     stat(out, "binding_protocol", Text(s.protocol.name()));
-    stat(out, "auth_enabled_sasl", yes_no(false));
-    stat(out, "auth_enabled_ascii", yes_no(false));
+    stat(out, "auth_enabled_sasl", yes_no(s.sasl));
+    stat(out, "auth_enabled_ascii", yes_no(s.auth_file.is_some()));
     stat(out, "item_size_max", U64(c.item_size_max as u64));
     stat(out, "maxconns_fast", yes_no(true));
     stat(out, "hashpower_init", U64(c.hashpower as u64));

@@ -12,6 +12,7 @@
 //! Bytes flow `server::conn` → `protocol::text::parse` → `exec` →
 //! `storage::Cache` → `protocol::text::encode` → `server::conn`.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod exec;

@@ -42,6 +42,8 @@ pub struct ServerState {
     pub verbosity: AtomicU8,
     /// Listening sockets as (fd, address) for `stats conns`.
     pub listeners: Mutex<Vec<(i32, String)>>,
+    /// Authentication, when `-S` or `-Y` is on (set once at start-up).
+    pub auth: Option<Arc<crate::auth::Auth>>,
     open: Mutex<BTreeMap<u64, ConnEntry>>,
     stopping: AtomicBool,
     shutdown_tx: Sender<ShutdownCause>,
@@ -64,6 +66,7 @@ impl ServerState {
             threads,
             conns: ConnStats::default(),
             listeners: Mutex::new(Vec::new()),
+            auth: None,
             open: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             shutdown_tx,

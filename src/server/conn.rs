@@ -19,11 +19,13 @@ use std::sync::Arc;
 
 use mio::net::TcpStream;
 
+use crate::auth::{SaslConn, Step};
 use crate::clock::RelTime;
 use crate::config::Binding;
 use crate::exec::{self, Context, Outcome, Sink};
+use crate::protocol::binary::Status;
 use crate::protocol::binary::{self, Frame, Reply};
-use crate::protocol::{text, Limits, Parsed, Request, Response};
+use crate::protocol::{text, ClientError, Limits, Parsed, Request, Response, StoreMode};
 
 /// Queued reply bytes above which a connection stops taking requests.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
@@ -147,6 +149,11 @@ pub struct Conn {
     pub last_active: RelTime,
     last_cmd: Arc<AtomicU32>,
     codec: Codec,
+    /// Passed SASL or text authentication (only consulted when the server
+    /// requires it).
+    authenticated: bool,
+    /// A SASL exchange in progress.
+    sasl: Option<Box<SaslConn>>,
 }
 
 impl Conn {
@@ -164,6 +171,8 @@ impl Conn {
             last_active: now,
             last_cmd,
             codec: Codec::Undecided,
+            authenticated: false,
+            sasl: None,
         }
     }
 
@@ -405,6 +414,24 @@ impl Conn {
             }
             match text::parse(&input[pos..], limits) {
                 Parsed::Incomplete => return (pos, Stop::NeedInput),
+                Parsed::Request { request, consumed } if !self.may_serve(cx) => {
+                    *budget -= 1;
+                    pos += consumed;
+                    if self.text_auth(&request, out, cx) {
+                        self.closing = true;
+                        return (pos, Stop::Close);
+                    }
+                }
+                Parsed::Oversized { consumed, .. } | Parsed::Invalid { consumed, .. }
+                    if !self.may_serve(cx) =>
+                {
+                    // Before authentication every other line, valid or
+                    // not, gets the same refusal.
+                    pos += consumed;
+                    text::encode(&Response::ClientError(ClientError::Unauthenticated), out);
+                    self.closing = true;
+                    return (pos, Stop::Close);
+                }
                 Parsed::Request { request, consumed } => {
                     *budget -= 1;
                     self.last_cmd.store(cx.state.clock.now(), Ordering::Relaxed);
@@ -490,6 +517,9 @@ impl Conn {
                 close,
             } => {
                 *budget = budget.saturating_sub(1);
+                if !close && !self.may_serve(cx) {
+                    return self.refuse_unauthenticated(header, out);
+                }
                 Reply::new(header, &Request::Noop).error(status, out);
                 self.swallow = swallow;
                 if close {
@@ -505,6 +535,9 @@ impl Conn {
                 swallow,
             } => {
                 *budget -= 1;
+                if !self.may_serve(cx) {
+                    return self.refuse_unauthenticated(header, out);
+                }
                 let mut sink = BinarySink {
                     out,
                     reply: Reply::new(header, &request),
@@ -520,13 +553,15 @@ impl Conn {
             } => {
                 *budget -= 1;
                 self.last_cmd.store(cx.state.clock.now(), Ordering::Relaxed);
+                if !self.may_serve(cx) && !binary::allowed_before_auth(header.opcode) {
+                    return self.refuse_unauthenticated(header, out);
+                }
                 let mut sink = BinarySink {
                     out,
                     reply: Reply::new(header, &request),
                 };
                 if binary::is_sasl(&request) {
-                    // No SASL configured: memcached does not know these.
-                    sink.reply.error(binary::Status::UnknownCommand, sink.out);
+                    self.sasl_request(&request, &mut sink, cx);
                     return (consumed, None);
                 }
                 if request == Request::Quit {
@@ -542,6 +577,111 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Whether requests may be served: no authentication is required, or
+    /// this connection has passed it.
+    #[inline]
+    fn may_serve(&self, cx: &Context<'_>) -> bool {
+        self.authenticated || cx.state.auth.is_none()
+    }
+
+    /// Answers a binary request sent before authentication: an auth error,
+    /// then the connection closes (memcached's behaviour).
+    fn refuse_unauthenticated(
+        &mut self,
+        header: binary::Header,
+        out: &mut Vec<u8>,
+    ) -> (usize, Option<Stop>) {
+        Reply::new(header, &Request::Noop).error(Status::AuthError, out);
+        self.closing = true;
+        (0, Some(Stop::Close))
+    }
+
+    /// Serves SASL_LIST_MECHS, SASL_AUTH and SASL_STEP.
+    fn sasl_request(
+        &mut self,
+        request: &Request<'_>,
+        sink: &mut BinarySink<'_, '_>,
+        cx: &Context<'_>,
+    ) {
+        let Some(sasl) = cx.state.auth.as_ref().and_then(|a| a.sasl.as_ref()) else {
+            // Without -S memcached does not know these opcodes.
+            let status = if cx.state.auth.is_some() {
+                Status::AuthError
+            } else {
+                Status::UnknownCommand
+            };
+            sink.reply.error(status, sink.out);
+            return;
+        };
+        let state = self.sasl.get_or_insert_with(Default::default);
+        let step = match *request {
+            Request::SaslAuth { mech, data } => state.start(sasl, mech, data),
+            Request::SaslStep { mech, data } => state.step(mech, data),
+            _ => {
+                sink.reply.value(
+                    Status::Success,
+                    crate::auth::sasl::MECHANISMS.as_bytes(),
+                    sink.out,
+                );
+                return;
+            }
+        };
+        cx.stats.auth_cmds.incr();
+        match step {
+            Step::Continue(challenge) => {
+                sink.reply.value(Status::AuthContinue, &challenge, sink.out)
+            }
+            Step::Done { data, .. } => {
+                self.authenticated = true;
+                self.sasl = None;
+                let data: &[u8] = if data.is_empty() {
+                    b"Authenticated"
+                } else {
+                    &data
+                };
+                sink.reply.value(Status::Success, data, sink.out);
+            }
+            Step::Failed => {
+                cx.stats.auth_errors.incr();
+                sink.reply.error(Status::AuthError, sink.out);
+            }
+        }
+    }
+
+    /// Text-protocol authentication (memcached's `-Y`, and with `-S` against
+    /// the SASL user database): only a `set` whose data is `user password`
+    /// is accepted. Returns true when the connection must close.
+    fn text_auth(&mut self, request: &Request<'_>, out: &mut Vec<u8>, cx: &Context<'_>) -> bool {
+        let Request::Store {
+            mode: StoreMode::Set,
+            value,
+            noreply,
+            ..
+        } = *request
+        else {
+            text::encode(&Response::ClientError(ClientError::Unauthenticated), out);
+            return true;
+        };
+        let Some(auth) = cx.state.auth.as_ref() else {
+            return false;
+        };
+        cx.stats.auth_cmds.incr();
+        let reply = if !value.contains(&b' ') {
+            cx.stats.auth_errors.incr();
+            Response::Line("CLIENT_ERROR bad authentication token format")
+        } else if auth.verify_text(value) {
+            self.authenticated = true;
+            Response::Stored
+        } else {
+            cx.stats.auth_errors.incr();
+            Response::ClientError(ClientError::AuthenticationFailure)
+        };
+        if !noreply {
+            text::encode(&reply, out);
+        }
+        false
     }
 
     /// Tries to write what is queued, for a connection being shut down.

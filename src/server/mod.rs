@@ -54,7 +54,11 @@ impl Server {
             settings.port = a.port();
         }
         let nthreads = settings.threads;
-        let state = Arc::new(ServerState::new(settings));
+        let auth = crate::auth::Auth::load(&settings)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut state = ServerState::new(settings);
+        state.auth = auth;
+        let state = Arc::new(state);
 
         let mut threads = Vec::new();
         let mut handles = Vec::new();

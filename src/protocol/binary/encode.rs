@@ -90,6 +90,11 @@ impl<'k> Reply<'k> {
         self.frame(out, status, 0, b"", b"", status.message());
     }
 
+    /// A frame with `status` and `value` as its body (SASL replies).
+    pub fn value(&self, status: Status, value: &[u8], out: &mut Vec<u8>) {
+        self.frame(out, status, 0, b"", b"", value);
+    }
+
     /// An empty success frame, unless the opcode is quiet.
     fn ok(&self, cas: u64, out: &mut Vec<u8>) {
         if !self.header.quiet() {
