@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{ArgAction, Parser};
 use serde::Deserialize;
 
+use crate::cluster::{AdminRule, DEFAULT_FAILURE_TIMEOUT};
 use crate::storage::CacheConfig;
 
 /// The version reported by `version` and `stats`. Numeric and at least
@@ -105,6 +106,31 @@ pub struct Args {
     /// Text-protocol authentication file (`user:password` lines, at most 8)
     #[arg(short = 'Y', long = "auth-file")]
     pub auth_file: Option<PathBuf>,
+    /// Cluster node file, one host|ip|port per line, re-read when it changes
+    #[arg(long = "cluster-file")]
+    pub cluster_file: Option<PathBuf>,
+    /// Join the cluster of the member at HOST:PORT (and leave on shutdown)
+    #[arg(long = "join")]
+    pub join: Option<String>,
+    /// Hostname of this node in the cluster list (default: the system hostname)
+    #[arg(long = "cluster-host")]
+    pub cluster_host: Option<String>,
+    /// IP of this node in the cluster list (default: the -l address when
+    /// there is exactly one specific address, else none)
+    #[arg(long = "cluster-ip")]
+    pub cluster_ip: Option<String>,
+    /// Networks allowed to run `config set|delete cluster`: comma-separated
+    /// addresses or CIDRs, `loopback` (the default) or `none`
+    #[arg(long = "cluster-admin")]
+    pub cluster_admin: Option<String>,
+    /// Seconds a silent node stays listed before it is dropped (0 = never;
+    /// default 30)
+    #[arg(long = "cluster-failure-timeout")]
+    pub cluster_failure_timeout: Option<f64>,
+    /// File where the cluster state is saved, so a restart never publishes
+    /// an older version
+    #[arg(long = "cluster-state")]
+    pub cluster_state: Option<PathBuf>,
 }
 
 /// The TOML file. Every key is optional and mirrors a flag; see
@@ -136,6 +162,42 @@ pub struct FileConfig {
     pub enable_sasl: Option<bool>,
     pub sasl_db: Option<PathBuf>,
     pub auth_file: Option<PathBuf>,
+    pub cluster_file: Option<PathBuf>,
+    pub join: Option<String>,
+    pub cluster_host: Option<String>,
+    pub cluster_ip: Option<String>,
+    pub cluster_admin: Option<String>,
+    pub cluster_failure_timeout: Option<f64>,
+    pub cluster_state: Option<PathBuf>,
+}
+
+/// Cluster auto discovery settings (see `docs/cluster.md`).
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub file: Option<PathBuf>,
+    pub join: Option<String>,
+    /// `None`: the system hostname.
+    pub host: Option<String>,
+    /// `None`: derived from `-l`.
+    pub ip: Option<IpAddr>,
+    pub admin: AdminRule,
+    /// `None`: never drop a silent node.
+    pub failure_timeout: Option<std::time::Duration>,
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            file: None,
+            join: None,
+            host: None,
+            ip: None,
+            admin: AdminRule::default(),
+            failure_timeout: Some(DEFAULT_FAILURE_TIMEOUT),
+            state_file: None,
+        }
+    }
 }
 
 /// Fully resolved settings the server runs with.
@@ -161,6 +223,7 @@ pub struct Settings {
     pub sasl_db: Option<PathBuf>,
     /// Text-protocol authentication file (`-Y`).
     pub auth_file: Option<PathBuf>,
+    pub cluster: ClusterSettings,
 }
 
 /// memcached's `-B`: the protocols a connection may speak.
@@ -215,6 +278,7 @@ impl Default for Settings {
             sasl: false,
             sasl_db: None,
             auth_file: None,
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -281,6 +345,48 @@ const ACCEPTED_NOOPS: &[&str] = &[
     "read_buf_mem_limit",
 ];
 
+impl Args {
+    /// The command line as file keys: what it sets, and nothing else. Switch
+    /// flags (`-M`, `-A`, …) can only turn their behaviour on.
+    fn overrides(&self) -> FileConfig {
+        let on = |flag: bool| flag.then_some(true);
+        FileConfig {
+            port: self.port,
+            listen: self.listen.clone(),
+            threads: self.threads,
+            memory_limit: self.memory_limit,
+            conn_limit: self.conn_limit,
+            max_item_size: self.max_item_size.clone(),
+            growth_factor: self.growth_factor,
+            slab_min_size: self.slab_min_size,
+            disable_evictions: on(self.disable_evictions),
+            disable_cas: on(self.disable_cas),
+            listen_backlog: self.backlog,
+            max_reqs_per_event: self.reqs_per_event,
+            enable_shutdown: on(self.enable_shutdown),
+            disable_flush_all: on(self.disable_flush_all),
+            verbose: (self.verbose > 0).then_some(self.verbose),
+            // -o options are applied after, from their own syntax.
+            hashpower: None,
+            slab_reassign: None,
+            slab_automove: None,
+            lru_crawler: None,
+            idle_timeout: None,
+            cluster_file: self.cluster_file.clone(),
+            join: self.join.clone(),
+            cluster_host: self.cluster_host.clone(),
+            cluster_ip: self.cluster_ip.clone(),
+            cluster_admin: self.cluster_admin.clone(),
+            cluster_failure_timeout: self.cluster_failure_timeout,
+            cluster_state: self.cluster_state.clone(),
+            protocol: self.protocol.clone(),
+            enable_sasl: on(self.enable_sasl),
+            sasl_db: self.sasl_db.clone(),
+            auth_file: self.auth_file.clone(),
+        }
+    }
+}
+
 impl Settings {
     /// Resolves settings from the command line (and the config file it names).
     pub fn from_args(args: &Args) -> Result<Settings, String> {
@@ -293,52 +399,10 @@ impl Settings {
 
     fn resolve(args: &Args, file: &FileConfig) -> Result<Settings, String> {
         let mut s = Settings::default();
-
-        // The file first, then the command line over it.
-        apply_file(&mut s, file)?;
-
-        if let Some(p) = args.port {
-            s.port = p;
-        }
-        if let Some(l) = &args.listen {
-            s.listen = parse_listen(l)?;
-        }
-        if let Some(t) = args.threads {
-            s.threads = t;
-        }
-        if let Some(m) = args.memory_limit {
-            s.cache.mem_limit = megabytes(m)?;
-        }
-        if let Some(c) = args.conn_limit {
-            s.max_connections = c;
-        }
-        if let Some(i) = &args.max_item_size {
-            s.cache.item_size_max = item_size(i)?;
-        }
-        if let Some(f) = args.growth_factor {
-            s.cache.growth_factor = f;
-        }
-        if let Some(n) = args.slab_min_size {
-            s.cache.chunk_size_min = n;
-        }
-        if args.disable_evictions {
-            s.cache.evict = false;
-        }
-        if args.disable_cas {
-            s.cache.use_cas = false;
-        }
-        if let Some(b) = args.backlog {
-            s.backlog = b;
-        }
-        if let Some(r) = args.reqs_per_event {
-            s.reqs_per_event = r;
-        }
-        if args.enable_shutdown {
-            s.enable_shutdown = true;
-        }
-        if args.disable_flush_all {
-            s.flush_enabled = false;
-        }
+        // The file first, then the command line over it, through one path so
+        // a flag and its file key can never mean different things.
+        apply(&mut s, file)?;
+        apply(&mut s, &args.overrides())?;
         if let Some(u) = args.udp_port {
             if u != 0 {
                 return Err("-U: UDP is not supported; only -U 0 is accepted".into());
@@ -346,18 +410,6 @@ impl Settings {
         }
         if args.verbose > 0 {
             s.verbosity = args.verbose;
-        }
-        if let Some(b) = &args.protocol {
-            s.protocol = Binding::parse(b)?;
-        }
-        if args.enable_sasl {
-            s.sasl = true;
-        }
-        if let Some(p) = &args.sasl_db {
-            s.sasl_db = Some(p.clone());
-        }
-        if let Some(p) = &args.auth_file {
-            s.auth_file = Some(p.clone());
         }
         for opts in &args.extended {
             apply_extended(&mut s, opts)?;
@@ -408,7 +460,8 @@ fn load_file(path: &Path) -> Result<FileConfig, String> {
     })
 }
 
-fn apply_file(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
+/// Applies every key that is set.
+fn apply(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     if let Some(p) = f.port {
         s.port = p;
     }
@@ -480,6 +533,69 @@ fn apply_file(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(p) = &f.auth_file {
         s.auth_file = Some(p.clone());
+    }
+    apply_cluster(
+        &mut s.cluster,
+        &ClusterArgs {
+            file: &f.cluster_file,
+            join: &f.join,
+            host: &f.cluster_host,
+            ip: &f.cluster_ip,
+            admin: &f.cluster_admin,
+            failure_timeout: f.cluster_failure_timeout,
+            state: &f.cluster_state,
+        },
+    )
+}
+
+/// The cluster options as given on the command line or in the file.
+struct ClusterArgs<'a> {
+    file: &'a Option<PathBuf>,
+    join: &'a Option<String>,
+    host: &'a Option<String>,
+    ip: &'a Option<String>,
+    admin: &'a Option<String>,
+    failure_timeout: Option<f64>,
+    state: &'a Option<PathBuf>,
+}
+
+fn apply_cluster(c: &mut ClusterSettings, a: &ClusterArgs<'_>) -> Result<(), String> {
+    if let Some(f) = a.file {
+        c.file = Some(f.clone());
+    }
+    if let Some(j) = a.join {
+        let port_ok = j
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !port_ok {
+            return Err(format!("--join: '{j}' is not HOST:PORT"));
+        }
+        c.join = Some(j.clone());
+    }
+    if let Some(h) = a.host {
+        crate::cluster::NodeEntry::parse(&format!("{h}||1"))
+            .map_err(|_| format!("--cluster-host: '{h}' is not a valid hostname"))?;
+        c.host = Some(h.clone());
+    }
+    if let Some(ip) = a.ip {
+        let parsed = ip
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("--cluster-ip: '{ip}' is not an IP address"))?;
+        c.ip = Some(parsed);
+    }
+    if let Some(rule) = a.admin {
+        c.admin = AdminRule::parse(rule).map_err(|e| format!("--cluster-admin: {e}"))?;
+    }
+    if let Some(t) = a.failure_timeout {
+        if !(0.0..=86_400.0).contains(&t) {
+            return Err("--cluster-failure-timeout: seconds from 0 to 86400".into());
+        }
+        c.failure_timeout = (t > 0.0).then(|| std::time::Duration::from_secs_f64(t));
+    }
+    if let Some(p) = a.state {
+        c.state_file = Some(p.clone());
     }
     Ok(())
 }
@@ -651,6 +767,50 @@ mod tests {
     }
 
     #[test]
+    fn cluster_flags() {
+        let s = settings(&[
+            "--cluster-file",
+            "/tmp/nodes",
+            "--join",
+            "10.0.0.1:11211",
+            "--cluster-host",
+            "1node.example",
+            "--cluster-ip",
+            "10.0.0.2",
+            "--cluster-admin",
+            "10.0.0.0/8",
+            "--cluster-failure-timeout",
+            "1.5",
+        ])
+        .unwrap();
+        let c = &s.cluster;
+        assert_eq!(c.join.as_deref(), Some("10.0.0.1:11211"));
+        assert_eq!(c.host.as_deref(), Some("1node.example"));
+        assert_eq!(
+            c.failure_timeout,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert!(c.admin.allows("10.1.2.3".parse().unwrap()));
+        assert!(!c.admin.allows("127.0.0.1".parse().unwrap()));
+        let d = settings(&[]).unwrap().cluster;
+        assert_eq!(d.failure_timeout, Some(DEFAULT_FAILURE_TIMEOUT));
+        assert!(d.admin.allows("127.0.0.1".parse().unwrap()));
+        let never = settings(&["--cluster-failure-timeout", "0"]).unwrap();
+        assert_eq!(never.cluster.failure_timeout, None);
+        for bad in [
+            &["--join", "nohost"][..],
+            &["--join", ":11211"],
+            &["--join", "h:0"],
+            &["--cluster-host", "a b"],
+            &["--cluster-ip", "x"],
+            &["--cluster-admin", "10.0.0.0/40"],
+            &["--cluster-failure-timeout", "-1"],
+        ] {
+            assert!(settings(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn sizes_take_suffixes() {
         assert_eq!(parse_size("1k"), Some(1024));
         assert_eq!(parse_size("1m"), Some(1 << 20));
@@ -674,6 +834,20 @@ mod tests {
         assert_eq!(s.port, 12000);
         assert_eq!(s.cache.mem_limit, 256 << 20);
         assert_eq!(s.idle_timeout, 5);
+        std::fs::write(
+            &path,
+            "cluster_file = \"/etc/nodes\"\njoin = \"h:1\"\ncluster_admin = \"none\"\n\
+             cluster_failure_timeout = 0\ncluster_host = \"n1\"\ncluster_ip = \"10.0.0.1\"\n",
+        )
+        .unwrap();
+        let c = settings(&["--config", p, "--cluster-host", "n2"])
+            .unwrap()
+            .cluster;
+        assert_eq!(c.file, Some(PathBuf::from("/etc/nodes")));
+        assert_eq!(c.join.as_deref(), Some("h:1"));
+        assert_eq!(c.host.as_deref(), Some("n2"));
+        assert_eq!(c.failure_timeout, None);
+        assert!(!c.admin.allows("127.0.0.1".parse().unwrap()));
         std::fs::write(&path, "prot = 1\n").unwrap();
         assert!(settings(&["--config", p]).is_err());
         std::fs::remove_dir_all(&dir).ok();

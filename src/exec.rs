@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+use crate::cluster::state::Change;
+use crate::cluster::ConfigError;
 use crate::config::VERSION;
 use crate::protocol::response::StatValue;
 use crate::protocol::{ClientError, Request, Response, ServerError, StatsGroup};
@@ -49,6 +51,8 @@ pub struct Context<'a> {
 
 /// memcached refuses `cache_memlimit` below this many megabytes.
 const MEMLIMIT_MIN_MB: u64 = 8;
+/// memcached takes a larger `cache_memlimit` for a byte count by mistake.
+const MEMLIMIT_MAX_MB: u64 = 1_000_000_000;
 
 /// Executes `request`. `resume` is the index of the first key still to
 /// answer of a paused multi-key read (0 otherwise).
@@ -73,10 +77,26 @@ pub fn execute<S: Sink>(
                 if i > resume && out.is_full() {
                     return Outcome::Paused { next_key: i };
                 }
-                if deadline.is_some() {
-                    stats.cmd_touch.incr();
+                if key == LEGACY_CONFIG_KEY {
+                    // Engines before 1.4.14 serve the configuration as an item.
+                    stats.cmd_get.incr();
+                    stats.get_hits.incr();
+                    let published = state.cluster.published();
+                    out.reply(&Response::Value {
+                        key,
+                        flags: 0,
+                        cas: with_cas.then_some(0),
+                        data: &published.payload,
+                    });
+                    continue;
                 }
-                stats.cmd_get.incr();
+                // memcached counts gat/gats as touches only.
+                let touching = deadline.is_some();
+                if touching {
+                    stats.cmd_touch.incr();
+                } else {
+                    stats.cmd_get.incr();
+                }
                 let found = state.cache.get(key, now, deadline, |item| {
                     out.reply(&Response::Value {
                         key: item.key,
@@ -85,18 +105,12 @@ pub fn execute<S: Sink>(
                         data: item.value,
                     });
                 });
-                match found {
-                    Lookup::Hit(()) => {
-                        stats.get_hits.incr();
-                        if deadline.is_some() {
-                            stats.touch_hits.incr();
-                        }
-                    }
-                    miss => {
+                match (found, touching) {
+                    (Lookup::Hit(()), true) => stats.touch_hits.incr(),
+                    (Lookup::Hit(()), false) => stats.get_hits.incr(),
+                    (_, true) => stats.touch_misses.incr(),
+                    (miss, false) => {
                         stats.get_misses.incr();
-                        if deadline.is_some() {
-                            stats.touch_misses.incr();
-                        }
                         match miss {
                             Lookup::Expired => stats.get_expired.incr(),
                             Lookup::Flushed => stats.get_flushed.incr(),
@@ -241,16 +255,15 @@ pub fn execute<S: Sink>(
                 out.reply(&Response::Line(
                     "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
                 ));
-            } else if let Some(bytes) = megabytes
-                .checked_mul(1024 * 1024)
-                .and_then(|b| usize::try_from(b).ok())
-            {
-                state.cache.set_mem_limit(bytes);
-                out.reply(&Response::Ok);
-            } else {
+            } else if megabytes > MEMLIMIT_MAX_MB {
                 out.reply(&Response::Line(
                     "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
                 ));
+            } else {
+                state
+                    .cache
+                    .set_mem_limit((megabytes as usize).saturating_mul(1024 * 1024));
+                out.reply(&Response::Ok);
             }
         }
         Request::Stats { group } => stats_report(group, cx, out),
@@ -303,8 +316,91 @@ pub fn execute<S: Sink>(
         Request::SaslListMechs | Request::SaslAuth { .. } | Request::SaslStep { .. } => {
             out.reply(&Response::Error)
         }
+        Request::ConfigGet { key } => {
+            if key != CONFIG_KEY {
+                out.reply(&Response::Error);
+                return Outcome::Done;
+            }
+            let published = state.cluster.published();
+            out.reply(&Response::Config {
+                key,
+                payload: &published.payload,
+            });
+            out.reply(&Response::End);
+        }
+        Request::ConfigSet { key, value, .. } => {
+            if key != CONFIG_KEY {
+                out.reply(&Response::Error);
+            } else if !may_administer(cx) {
+                refuse(out, &ConfigError::NotAdmin);
+            } else {
+                match state.cluster.config_set(value) {
+                    Ok(change) => {
+                        log_change(state, change.as_ref());
+                        out.reply(&Response::Stored);
+                    }
+                    Err(e) => refuse(out, &e),
+                }
+            }
+        }
+        Request::ConfigDelete { key, .. } => {
+            if key != CONFIG_KEY {
+                out.reply(&Response::Error);
+            } else if !may_administer(cx) {
+                refuse(out, &ConfigError::NotAdmin);
+            } else {
+                match state.cluster.config_delete() {
+                    Some(change) => {
+                        log_change(state, change.as_ref());
+                        out.reply(&Response::Deleted);
+                    }
+                    None => out.reply(&Response::NotFound),
+                }
+            }
+        }
+        Request::ClusterSync { data } => {
+            let allowed = state
+                .conn_peer(cx.conn_id)
+                .is_some_and(|ip| state.cluster.may_sync(ip));
+            if !allowed {
+                refuse(out, &ConfigError::NotAdmin);
+                return Outcome::Done;
+            }
+            match state.cluster.sync(data) {
+                Ok((reply, change)) => {
+                    log_change(state, change.as_ref());
+                    out.reply(&Response::ClusterState(&reply));
+                    out.reply(&Response::End);
+                }
+                Err(e) => out.reply(&Response::ClientErrorText(&e.to_string())),
+            }
+        }
     }
     Outcome::Done
+}
+
+/// Key of `config get|set|delete cluster`.
+const CONFIG_KEY: &[u8] = b"cluster";
+
+/// Key under which engines before 1.4.14 serve the configuration.
+const LEGACY_CONFIG_KEY: &[u8] = b"AmazonElastiCache:cluster";
+
+/// Whether this connection may change the cluster configuration (see
+/// `cluster::admin`).
+fn may_administer(cx: &Context<'_>) -> bool {
+    cx.state
+        .conn_peer(cx.conn_id)
+        .is_some_and(|ip| cx.state.cluster.options().admin.allows(ip))
+}
+
+fn refuse<S: Sink>(out: &mut S, e: &ConfigError) {
+    out.reply(&Response::ClientErrorText(&e.to_string()));
+}
+
+fn log_change(state: &ServerState, change: Option<&Change>) {
+    if let Some(c) = change {
+        state.log(1, format_args!("{c}"));
+    }
 }
 
 /// Answers a store that could not be carried out. A refused `set` also drops
@@ -437,6 +533,9 @@ fn general_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "evictions", U64(c.evictions));
     stat(out, "reclaimed", U64(c.reclaimed));
     stat(out, "crawler_reclaimed", U64(c.crawler_reclaimed));
+    let cluster = state.cluster.published();
+    stat(out, "cluster_version", U64(cluster.version));
+    stat(out, "cluster_members", U64(cluster.members as u64));
 }
 
 fn yes_no(b: bool) -> StatValue<'static> {

@@ -380,10 +380,23 @@ fn unknown_opcode_answers_0x81_and_skips_the_body() {
     c.send(&b);
     c.expect(&resp(0x55, 0x81, 9, 0, b"", b"", b"Unknown command"));
     c.expect(&noop_reply());
-    // Cluster opcodes are not served by the binary codec yet.
+    // CONFIG_GET answers like `config get cluster`; the other cluster
+    // opcodes are unknown.
+    c.send(&req(0x60, b"cluster", b"", b"", 1, 0));
+    let r = read_frame(&mut c);
+    assert_eq!((r.0, r.1, r.2, r.4.clone()), (0x60, 0, 1, vec![0; 4]));
+    let mut t = s.conn();
+    t.send(b"config get cluster\r\n");
+    let text = t.read_until(b"END\r\n");
+    let body = &text[text.iter().position(|&b| b == b'\n').unwrap() + 1..text.len() - 7];
+    assert_eq!(esc(&r.6), esc(body));
     c.roundtrip(
-        &req(0x60, b"cluster", b"", b"", 1, 0),
-        &resp(0x60, 0x81, 1, 0, b"", b"", b"Unknown command"),
+        &req(0x60, b"other", b"", b"", 2, 0),
+        &resp(0x60, 1, 2, 0, b"", b"", b"Not found"),
+    );
+    c.roundtrip(
+        &req(0x61, b"cluster", b"", b"x", 3, 0),
+        &resp(0x61, 0x81, 3, 0, b"", b"", b"Unknown command"),
     );
 }
 

@@ -181,11 +181,7 @@ fn concurrent_set_get_never_tears_values() {
                         c.set("shared", &vals[(t + i) % 4]);
                     } else {
                         let v = c.get("shared").unwrap();
-                        assert!(
-                            vals.contains(&v),
-                            "torn value of {} bytes",
-                            v.len()
-                        );
+                        assert!(vals.contains(&v), "torn value of {} bytes", v.len());
                     }
                 }
             })

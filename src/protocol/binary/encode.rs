@@ -135,6 +135,13 @@ impl<'k> Reply<'k> {
                     value,
                 );
             }
+            // ElastiCache's binary CONFIG_GET: the payload as a value with
+            // flags, like a GET hit.
+            Response::Config { payload, .. } => {
+                self.hit = true;
+                self.frame(out, Status::Success, 0, &[0; 4], b"", payload);
+            }
+            Response::End if self.header.opcode == CONFIG_GET => {}
             Response::End if self.retrieval() => {
                 if !self.hit && !self.header.quiet() {
                     if self.with_key() {
@@ -183,7 +190,7 @@ impl<'k> Reply<'k> {
                 self.stat = text;
             }
             Response::Error => self.error(
-                if self.header.opcode == STAT {
+                if matches!(self.header.opcode, STAT | CONFIG_GET) {
                     Status::KeyNotFound
                 } else {
                     Status::UnknownCommand
@@ -199,9 +206,11 @@ impl<'k> Reply<'k> {
             | Response::ClientError(ClientError::AuthenticationFailure) => {
                 self.error(Status::AuthError, out)
             }
-            Response::ClientError(_) | Response::ErrorMsg(_) | Response::Line(_) => {
-                self.error(Status::InvalidArguments, out)
-            }
+            Response::ClientError(_)
+            | Response::ClientErrorText(_)
+            | Response::ClusterState(_)
+            | Response::ErrorMsg(_)
+            | Response::Line(_) => self.error(Status::InvalidArguments, out),
             Response::ServerError(ServerError::ObjectTooLarge) => self.error(Status::TooLarge, out),
             Response::ServerError(_) => self.error(Status::OutOfMemory, out),
         }

@@ -69,9 +69,8 @@ pub mod opcode {
     pub const SASL_STEP: u8 = 0x22;
     pub const GATK: u8 = 0x23;
     pub const GATKQ: u8 = 0x24;
-    /// First of the ElastiCache cluster opcodes (0x60 CONFIG_GET … 0x68).
-    /// Not served by this codec: they answer "unknown command" until the
-    /// cluster component maps them (see `parse::cluster_opcode`).
+    /// ElastiCache's `config get <key>` (auto discovery). The other cluster
+    /// opcodes (0x61 CONFIG_SET … 0x68) answer "unknown command".
     pub const CONFIG_GET: u8 = 0x60;
 }
 

@@ -60,6 +60,7 @@ fn layout(op: u8) -> Option<(Shape, KeyRule, bool)> {
         FLUSH | FLUSHQ => (Shape::Extras(0, 4), Forbidden, false),
         STAT => (e(0), Optional, false),
         SASL_AUTH | SASL_STEP => (e(0), Required, true),
+        CONFIG_GET => (e(0), Required, false),
         _ => return None,
     })
 }
@@ -254,6 +255,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Frame<'a> {
             mech: key,
             data: value,
         },
+        CONFIG_GET => Request::ConfigGet { key },
         _ => return invalid,
     };
     Frame::Request {
