@@ -316,6 +316,17 @@ pub fn execute<S: Sink>(
         Request::SaslListMechs | Request::SaslAuth { .. } | Request::SaslStep { .. } => {
             out.reply(&Response::Error)
         }
+        Request::RefreshCerts => match &state.tls {
+            None => out.reply(&Response::Error),
+            Some(tls) => match tls.refresh(now) {
+                Ok(()) => out.reply(&Response::Ok),
+                Err(e) => {
+                    // The reason names files, not secrets.
+                    state.log(0, format_args!("refresh_certs failed: {e}"));
+                    out.reply(&Response::Line("ERROR: failed to refresh certificates"));
+                }
+            },
+        },
         Request::ConfigGet { key } => {
             if key != CONFIG_KEY {
                 out.reply(&Response::Error);
@@ -515,6 +526,19 @@ fn general_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "store_no_memory", U64(t.store_no_memory));
     stat(out, "auth_cmds", U64(t.auth_cmds));
     stat(out, "auth_errors", U64(t.auth_errors));
+    if let Some(tls) = &state.tls {
+        stat(
+            out,
+            "ssl_handshake_errors",
+            U64(tls.handshake_errors.load(Ordering::Relaxed)),
+        );
+        let loaded = tls.loaded_at.load(Ordering::Relaxed);
+        stat(
+            out,
+            "time_since_server_cert_refresh",
+            U64(u64::from(now.saturating_sub(loaded))),
+        );
+    }
     stat(out, "bytes_read", U64(t.bytes_read));
     stat(out, "bytes_written", U64(t.bytes_written));
     stat(out, "limit_maxbytes", U64(c.limit_maxbytes));
@@ -568,6 +592,22 @@ fn settings_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "binding_protocol", Text(s.protocol.name()));
     stat(out, "auth_enabled_sasl", yes_no(s.sasl));
     stat(out, "auth_enabled_ascii", yes_no(s.auth_file.is_some()));
+    if s.tls.enabled {
+        let t = &s.tls;
+        let path = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or("NULL".to_string(), |p| p.display().to_string())
+        };
+        let (chain, key, ca) = (path(&t.chain_cert), path(&t.key), path(&t.ca_cert));
+        stat(out, "ssl_enabled", yes_no(true));
+        stat(out, "ssl_chain_cert", Text(&chain));
+        stat(out, "ssl_key", Text(&key));
+        stat(out, "ssl_verify_mode", U64(u64::from(t.verify_mode)));
+        stat(out, "ssl_keyformat", U64(1));
+        stat(out, "ssl_ciphers", Text("NULL"));
+        stat(out, "ssl_ca_cert", Text(&ca));
+        stat(out, "ssl_min_version", Text(t.min_version_name()));
+    }
     stat(out, "item_size_max", U64(c.item_size_max as u64));
     stat(out, "maxconns_fast", yes_no(true));
     stat(out, "hashpower_init", U64(c.hashpower as u64));

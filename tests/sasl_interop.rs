@@ -110,16 +110,20 @@ fn memjs_right_and_wrong_password() {
         Command::new("node").arg("--version"),
         "node (apt nodejs npm)",
     );
+    let memjs =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop/node/node_modules/memjs");
     assert!(
-        interop("node_modules/memjs").exists(),
-        "memjs (npm) is not installed in tests/interop/node_modules; {DEPS_HINT}"
+        memjs.join("package.json").exists(),
+        "memjs (npm) is not installed in {}; {DEPS_HINT}",
+        memjs.display()
     );
     let (dir, db) = users();
     let s = Server::start(&["-S", "--sasl-db", &db]);
     let port = s.port().to_string();
     for (pw, expect) in [("s3cret", "ok"), ("wrong", "fail")] {
         let mut cmd = Command::new("node");
-        cmd.arg(interop("memjs_sasl.js"))
+        cmd.env("MEMJS_DIR", &memjs)
+            .arg(interop("memjs_sasl.js"))
             .args([&port, "alice", pw, expect]);
         let (ok, out) = run(cmd);
         assert!(ok && out.contains("PASS"), "memjs {expect}:\n{out}");

@@ -148,6 +148,8 @@ pub enum Request<'a> {
     SaslAuth { mech: &'a [u8], data: &'a [u8] },
     /// SASL: the next client message of an exchange.
     SaslStep { mech: &'a [u8], data: &'a [u8] },
+    /// `refresh_certs`: reload the TLS certificate and key files.
+    RefreshCerts,
     /// `config get <key>` (auto discovery; only `cluster` exists).
     ConfigGet { key: &'a [u8] },
     /// `config set <key> <flags> <bytes> [noreply]` + data block.

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
+use rustls::ServerConnection;
 
 use crate::auth::{SaslConn, Step};
 use crate::clock::RelTime;
@@ -26,6 +27,7 @@ use crate::exec::{self, Context, Outcome, Sink};
 use crate::protocol::binary::Status;
 use crate::protocol::binary::{self, Frame, Reply};
 use crate::protocol::{text, ClientError, Limits, Parsed, Request, Response, StoreMode};
+use crate::server::tls;
 
 /// Queued reply bytes above which a connection stops taking requests.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
@@ -154,6 +156,42 @@ pub struct Conn {
     authenticated: bool,
     /// A SASL exchange in progress.
     sasl: Option<Box<SaslConn>>,
+    /// The TLS session of a connection on a TLS listener; `None` is plain
+    /// TCP, whose reads and writes go straight to the socket.
+    tls: Option<Box<ServerConnection>>,
+    /// The TLS close_notify alert is queued.
+    close_notified: bool,
+}
+
+/// Reads from the transport: the socket itself, or plaintext out of TLS.
+#[inline]
+fn sock_read(
+    stream: &mut TcpStream,
+    session: &mut Option<Box<ServerConnection>>,
+    buf: &mut [u8],
+    cx: &Context<'_>,
+) -> io::Result<usize> {
+    match session {
+        None => stream.read(buf),
+        Some(t) => {
+            static NONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let errors = cx.state.tls.as_ref().map_or(&NONE, |s| &s.handshake_errors);
+            tls::read(t, stream, buf, errors)
+        }
+    }
+}
+
+/// Writes to the transport: the socket itself, or through TLS.
+#[inline]
+fn sock_write(
+    stream: &mut TcpStream,
+    session: &mut Option<Box<ServerConnection>>,
+    buf: &[u8],
+) -> io::Result<usize> {
+    match session {
+        None => stream.write(buf),
+        Some(t) => tls::write(t, stream, buf),
+    }
 }
 
 impl Conn {
@@ -173,7 +211,19 @@ impl Conn {
             codec: Codec::Undecided,
             authenticated: false,
             sasl: None,
+            tls: None,
+            close_notified: false,
         }
+    }
+
+    /// Makes this a TLS connection; the handshake happens as bytes arrive.
+    pub fn set_tls(&mut self, session: Box<ServerConnection>) {
+        self.tls = Some(session);
+    }
+
+    /// TLS records queued but not yet written to the socket.
+    fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     fn pending_output(&self) -> usize {
@@ -183,7 +233,7 @@ impl Conn {
     /// Writes queued output; true when all of it went out.
     fn flush(&mut self, cx: &Context<'_>) -> io::Result<bool> {
         while self.wpos < self.wbuf.len() {
-            match self.stream.write(&self.wbuf[self.wpos..]) {
+            match sock_write(&mut self.stream, &mut self.tls, &self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.wpos += n;
@@ -208,7 +258,7 @@ impl Conn {
     fn flush_scratch(&mut self, out: &mut Vec<u8>, cx: &Context<'_>) -> io::Result<()> {
         let mut pos = 0;
         while pos < out.len() {
-            match self.stream.write(&out[pos..]) {
+            match sock_write(&mut self.stream, &mut self.tls, &out[pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     pos += n;
@@ -252,6 +302,10 @@ impl Conn {
         mut budget: usize,
     ) -> io::Result<Next> {
         loop {
+            // 0. TLS records the socket did not take last time.
+            if let Some(t) = &mut self.tls {
+                tls::flush(t, &mut self.stream)?;
+            }
             // 1. Queued output first: it bounds everything else.
             if self.pending_output() > 0
                 && !self.flush(cx)?
@@ -260,10 +314,21 @@ impl Conn {
                 return Ok(Next::Wait);
             }
             if self.closing {
-                return Ok(if self.pending_output() == 0 {
-                    Next::Close
-                } else {
+                if self.pending_output() > 0 {
+                    return Ok(Next::Wait);
+                }
+                if let Some(t) = &mut self.tls {
+                    if !self.close_notified {
+                        // A clean TLS close, so clients see an orderly end.
+                        self.close_notified = true;
+                        t.send_close_notify();
+                        tls::flush(t, &mut self.stream)?;
+                    }
+                }
+                return Ok(if self.tls_pending() {
                     Next::Wait
+                } else {
+                    Next::Close
                 });
             }
 
@@ -289,7 +354,7 @@ impl Conn {
 
             // 3. Read more.
             let n = if self.rbuf.is_empty() {
-                match self.stream.read(&mut scratch.input) {
+                match sock_read(&mut self.stream, &mut self.tls, &mut scratch.input, cx) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Wait),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -298,7 +363,7 @@ impl Conn {
             } else {
                 let len = self.rbuf.len();
                 self.rbuf.resize(len + READ_CHUNK.max(len / 2), 0);
-                let r = self.stream.read(&mut self.rbuf[len..]);
+                let r = sock_read(&mut self.stream, &mut self.tls, &mut self.rbuf[len..], cx);
                 match r {
                     Ok(n) => {
                         self.rbuf.truncate(len + n);

@@ -1,11 +1,16 @@
 // memjs (Node.js, binary protocol + SASL PLAIN) against a SASL server.
 //
 // usage: node memjs_sasl.js PORT USER PASSWORD ok|fail
+// memjs is looked up in $MEMJS_DIR, else target/interop/node/node_modules
+// (where tests/interop/auth-deps.sh installs it).
 // ok:   set/get/increment/delete work after authentication.
 // fail: every operation is refused.
 // Prints PASS on success; exits non-zero with a reason otherwise.
 const path = require("path");
-const memjs = require(path.join(__dirname, "node_modules", "memjs"));
+const memjs = require(
+  process.env.MEMJS_DIR ||
+    path.join(__dirname, "..", "..", "target", "interop", "node", "node_modules", "memjs"),
+);
 
 const [port, username, password, expect] = process.argv.slice(2);
 const client = memjs.Client.create(`127.0.0.1:${port}`, {
