@@ -61,6 +61,25 @@ fn python_binary_memcached_right_and_wrong_password() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn pylibmc_binary_mode_right_and_wrong_password() {
+    require(
+        Command::new("/usr/bin/python3").args(["-c", "import pylibmc"]),
+        "pylibmc (apt python3-pylibmc)",
+    );
+    let (dir, db) = users();
+    let s = Server::start(&["-S", "--sasl-db", &db]);
+    let port = s.port().to_string();
+    for (pw, expect) in [("s3cret", "ok"), ("wrong", "fail")] {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(interop("pylibmc_sasl.py"))
+            .args([&port, "alice", pw, expect]);
+        let (ok, out) = run(cmd);
+        assert!(ok && out.contains("PASS"), "pylibmc {expect}:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn php_request(port: &str, password: &str, session: &str) -> (bool, String) {
     let mut cmd = Command::new("php");
     cmd.args([

@@ -698,7 +698,17 @@ impl Conn {
             Step::Continue(challenge) => {
                 sink.reply.value(Status::AuthContinue, &challenge, sink.out)
             }
-            Step::Done { data, .. } => {
+            Step::Done { user, data } => {
+                if let Request::SaslAuth { mech, .. } | Request::SaslStep { mech, .. } = *request {
+                    cx.state.log(
+                        2,
+                        format_args!(
+                            "<{} SASL {} authenticated {user}",
+                            self.id,
+                            String::from_utf8_lossy(mech)
+                        ),
+                    );
+                }
                 self.authenticated = true;
                 self.sasl = None;
                 let data: &[u8] = if data.is_empty() {

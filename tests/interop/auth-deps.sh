@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the third-party clients used by the SASL, session and TLS tests
 # (tests/sasl_interop.rs, tests/tls.rs):
-#   apt  php-cli php-memcached libsasl2-modules openssl nodejs npm
+#   apt  php-cli php-memcached libsasl2-modules openssl nodejs npm python3-pylibmc
 #   pip  python-binary-memcached pymemcache
 #   npm  memjs@1                               (into target/interop/node)
 # Run from the repository root. Safe to run again.
@@ -18,6 +18,7 @@ command -v php >/dev/null 2>&1 || missing="$missing php-cli"
 php -m 2>/dev/null | grep -qx memcached || missing="$missing php-memcached"
 ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 || missing="$missing libsasl2-modules"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+/usr/bin/python3 -c 'import pylibmc' 2>/dev/null || missing="$missing python3-pylibmc"
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 python3 -m pip --version >/dev/null 2>&1 || missing="$missing python3-pip"
 if [ -n "$missing" ]; then
