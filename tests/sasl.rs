@@ -157,12 +157,37 @@ fn every_opcode_before_auth_is_refused_and_closes() {
         c.expect_closed();
     }
     // Text commands before auth: refused, nothing served.
-    for cmd in [
-        &b"get k\r\n"[..],
-        b"stats\r\n",
+    let text: &[&[u8]] = &[
+        b"get k\r\n",
+        b"gets k\r\n",
+        b"gat 0 k\r\n",
+        b"gats 0 k\r\n",
+        b"add k 0 0 1\r\nv\r\n",
+        b"replace k 0 0 1\r\nv\r\n",
+        b"append k 0 0 1\r\nv\r\n",
+        b"prepend k 0 0 1\r\nv\r\n",
+        b"cas k 0 0 1 1\r\nv\r\n",
+        b"delete k\r\n",
+        b"incr k 1\r\n",
+        b"decr k 1\r\n",
+        b"touch k 0\r\n",
         b"flush_all\r\n",
+        b"verbosity 1\r\n",
+        b"cache_memlimit 100\r\n",
+        b"shutdown\r\n",
+        b"stats\r\n",
+        b"stats settings\r\n",
+        b"config get cluster\r\n",
         b"version\r\n",
-    ] {
+        b"quit\r\n",
+        b"refresh_certs\r\n",
+        b"mg k v\r\n",
+        b"ms k 1\r\nv\r\n",
+        b"mn\r\n",
+        b"bogus\r\n",
+        b"set k 0 0 99999999\r\n",
+    ];
+    for &cmd in text {
         let mut c = s.conn();
         c.send(cmd);
         c.expect(b"CLIENT_ERROR unauthenticated\r\n");

@@ -582,7 +582,9 @@ impl Conn {
                 close,
             } => {
                 *budget = budget.saturating_sub(1);
-                if !close && !self.may_serve(cx) {
+                // Before authentication, as memcached: the auth error comes
+                // first, whatever else is wrong with the frame.
+                if !self.may_serve(cx) && !binary::allowed_before_auth(header.opcode) {
                     return self.refuse_unauthenticated(header, out);
                 }
                 Reply::new(header, &Request::Noop).error(status, out);
