@@ -12,6 +12,19 @@
 //! read them, so a client that never reads cannot make the server buffer
 //! without bound. A multi-key read that fills the output pauses between keys
 //! and resumes where it stopped.
+//!
+//! Codec: fixed by the first byte the connection sends (`0x80` = binary,
+//! anything else = text), within what `-B` allows.
+//!
+//! Authentication: with `-S` or `-Y` a connection starts unauthenticated.
+//! Binary connections may then only send SASL_LIST_MECHS/AUTH/STEP and
+//! VERSION (anything else: auth error, close); text connections only the
+//! authentication `set` (anything else: `CLIENT_ERROR unauthenticated`,
+//! close). The SASL exchange state lives here, per connection.
+//!
+//! Transport: plain TCP reads and writes the socket directly. A connection
+//! from a TLS listener goes through its rustls session (`server::tls`),
+//! driven only by socket readiness, so a handshake never blocks the worker.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
