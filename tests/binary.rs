@@ -373,6 +373,11 @@ fn version_noop_stat_flush_quit() {
 
 #[test]
 fn unknown_opcode_answers_0x81_and_skips_the_body() {
+    if is_memcached() {
+        // memcached 1.6.18 waits for more bytes than the body before
+        // answering, and has no CONFIG_GET (docs/compat.md).
+        return;
+    }
     let s = Server::start(&[]);
     let mut c = s.conn();
     let mut b = req(0x55, b"k", b"", b"vv", 9, 0);
@@ -411,6 +416,17 @@ fn invalid_frames_get_einval_and_close() {
         &resp(GET, 4, 1, 0, b"", b"", b"Invalid arguments"),
     );
     c.expect_closed();
+    if is_memcached() {
+        // memcached waits for the declared body in the next two cases.
+        c = s.conn();
+        c.roundtrip(
+            &req(GET, &[b'k'; 251], b"", b"", 4, 0),
+            &resp(GET, 4, 4, 0, b"", b"", b"Invalid arguments"),
+        );
+        c.expect_closed();
+        assert_server_healthy(&s, "after_invalid", b"ok");
+        return;
+    }
     // Body length smaller than key + extras.
     let mut c = s.conn();
     let mut f = req(GET, b"abcde", b"", b"", 2, 0);
@@ -459,16 +475,22 @@ fn wrong_magic_and_garbage_after_a_frame_close() {
 
 #[test]
 fn too_large_value_is_refused_and_swallowed() {
-    let s = Server::start(&["-I", "1k", "-m", "8"]);
+    let s = Server::start(&[]);
     let mut c = s.conn();
     bset(&mut c, b"big", 0, b"old");
-    let value = vec![b'x'; 5000];
+    let value = vec![b'x'; 1024 * 1024 + 100];
     let f = req(SET, b"big", &set_extras(0, 0), &value, 1, 0);
-    // Sent in pieces: the value is discarded as it arrives.
+    // Sent in pieces: the value is discarded as it arrives (ferrocache
+    // answers as soon as the key is in; memcached after the value).
     c.send(&f[..40]);
-    c.expect(&resp(SET, 3, 1, 0, b"", b"", b"Too large."));
-    for chunk in f[40..].chunks(1000) {
+    if !is_memcached() {
+        c.expect(&resp(SET, 3, 1, 0, b"", b"", b"Too large."));
+    }
+    for chunk in f[40..].chunks(64 * 1024) {
         c.send(chunk);
+    }
+    if is_memcached() {
+        c.expect(&resp(SET, 3, 1, 0, b"", b"", b"Too large."));
     }
     c.roundtrip(&noop(), &noop_reply());
     // As memcached, the refused set drops the old value.
@@ -514,9 +536,13 @@ fn dash_b_restricts_the_protocol() {
     let s = Server::start(&["-B", "binary"]);
     let mut c = s.conn();
     c.roundtrip(&noop(), &noop_reply());
-    let mut t = s.conn();
-    t.send(b"version\r\n");
-    t.expect_closed();
+    if !is_memcached() {
+        // A text line is a wrong magic: closed at once (memcached waits
+        // for 24 bytes first).
+        let mut t = s.conn();
+        t.send(b"version\r\n");
+        t.expect_closed();
+    }
 
     let s = Server::start(&["-B", "ascii"]);
     let mut t = s.conn();
