@@ -579,3 +579,54 @@ fn memccapable_binary_all_checks_pass() {
     assert!(out.contains("All tests passed"), "stdout:\n{out}");
     assert!(st.success(), "memccapable exit status {st:?}");
 }
+
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+#[test]
+fn an_unread_binary_pipeline_keeps_memory_bounded() {
+    if is_memcached() {
+        return;
+    }
+    const N: usize = 300;
+    let s = Server::start(&["-m", "64"]);
+    let mut c = s.conn();
+    let value: Vec<u8> = (0..512 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    bset(&mut c, b"big", 0, &value);
+    let before = rss(s.pid());
+    // 300 GETKs of a 512 KB value (150 MB of replies), none read yet.
+    let mut slow = s.conn();
+    let batch: Vec<u8> = (0..N)
+        .flat_map(|i| req(GETK, b"big", b"", b"", i as u32, 0))
+        .collect();
+    slow.send(&batch);
+    // The server stops writing once the socket is full; meanwhile others
+    // are served.
+    let mut last = 0;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let now = slow.unread_bytes();
+            let stalled = now == last && now > 0;
+            last = now;
+            stalled
+        }),
+        "the server kept writing"
+    );
+    c.roundtrip(&noop(), &noop_reply());
+    let grown = rss(s.pid()).saturating_sub(before);
+    assert!(grown < 32 * 1024 * 1024, "server grew by {grown} bytes");
+    // Every reply arrives, in order and intact.
+    for i in 0..N {
+        let r = read_frame(&mut slow);
+        assert_eq!((r.0, r.1, r.2), (GETK, 0, i as u32));
+        assert!(r.6 == value, "reply {i} corrupted");
+    }
+}
