@@ -17,6 +17,7 @@
 //! hands them to `protocol::meta`, and the text encoder delegates their
 //! replies to it.
 
+pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;

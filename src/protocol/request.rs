@@ -14,6 +14,9 @@ use crate::protocol::meta::{MetaFlags, MetaKey};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyList<'a> {
     raw: &'a [u8],
+    /// One key that may contain spaces (binary protocol keys are arbitrary
+    /// bytes).
+    single: bool,
 }
 
 impl<'a> KeyList<'a> {
@@ -21,12 +24,23 @@ impl<'a> KeyList<'a> {
     /// valid: 1..=250 bytes without spaces. Like memcached, the text codec
     /// lets other control characters through.
     pub fn new(raw: &'a [u8]) -> Self {
-        KeyList { raw }
+        KeyList { raw, single: false }
+    }
+
+    /// Wraps exactly one key, taken as is (binary protocol).
+    pub fn single(key: &'a [u8]) -> Self {
+        KeyList {
+            raw: key,
+            single: true,
+        }
     }
 
     /// Iterates over the keys.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.raw.split(|&b| b == b' ').filter(|k| !k.is_empty())
+        let single = self.single;
+        self.raw
+            .split(move |&b| !single && b == b' ')
+            .filter(|k| !k.is_empty())
     }
 }
 
@@ -135,6 +149,35 @@ pub enum Request<'a> {
     MetaDebug { key: MetaKey<'a> },
     /// Meta no-op (`mn`): answers `MN`, marking the end of a quiet pipeline.
     MetaNoop,
+    /// Binary NOOP: answers with an empty success, flushing quiet pipelines.
+    Noop,
+    /// Delete only when the item's CAS unique equals `cas` (0 = any), as the
+    /// binary protocol allows.
+    DeleteIf {
+        key: &'a [u8],
+        cas: u64,
+        noreply: bool,
+    },
+    /// incr/decr with the binary protocol's extras: create the item with
+    /// `initial` and `exptime` when absent (`create = None`: answer not
+    /// found), and only change it when its CAS unique equals `cas` (0 = any).
+    ArithEx {
+        op: ArithOp,
+        key: &'a [u8],
+        delta: u64,
+        create: Option<(u64, i64)>,
+        cas: u64,
+        noreply: bool,
+    },
+    /// SASL: list the mechanisms offered. Answered by the connection, which
+    /// owns the authentication state, never by `exec`.
+    SaslListMechs,
+    /// SASL: start an exchange with `mech` and the client's first message.
+    SaslAuth { mech: &'a [u8], data: &'a [u8] },
+    /// SASL: the next client message of an exchange.
+    SaslStep { mech: &'a [u8], data: &'a [u8] },
+    /// `refresh_certs`: reload the TLS certificate and key files.
+    RefreshCerts,
     /// `config get <key>` (auto discovery; only `cluster` exists).
     ConfigGet { key: &'a [u8] },
     /// `config set <key> <flags> <bytes> [noreply]` + data block.
@@ -157,6 +200,8 @@ impl Request<'_> {
             Request::Store { noreply, .. }
             | Request::StoreTooLarge { noreply, .. }
             | Request::Delete { noreply, .. }
+            | Request::DeleteIf { noreply, .. }
+            | Request::ArithEx { noreply, .. }
             | Request::Arith { noreply, .. }
             | Request::Touch { noreply, .. }
             | Request::FlushAll { noreply, .. }

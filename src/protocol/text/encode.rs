@@ -87,7 +87,7 @@ fn line(out: &mut Vec<u8>, prefix: &[u8], text: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn put_stat_value(out: &mut Vec<u8>, value: StatValue<'_>) {
+pub(crate) fn put_stat_value(out: &mut Vec<u8>, value: StatValue<'_>) {
     match value {
         StatValue::U64(n) => put_u64(out, n),
         StatValue::I64(n) => {

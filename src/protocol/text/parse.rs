@@ -75,6 +75,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         }
         b"version" => request(Request::Version, next),
         b"quit" => request(Request::Quit, next),
+        b"refresh_certs" => request(Request::RefreshCerts, next),
         _ => invalid(Response::Error, next, false),
     }
 }
