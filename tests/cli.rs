@@ -76,6 +76,35 @@ fn dash_h_prints_help() {
 }
 
 #[test]
+fn memcached_flags_are_accepted_and_reported() {
+    let s = Server::start(&[
+        "-b", "512", "-f", "1.5", "-n", "64", "-R", "5", "-U", "0", "-v", "-o",
+        "hashpower=20,slab_reassign,slab_automove=1,lru_crawler,idle_timeout=0,modern",
+    ]);
+    let mut c = s.conn();
+    c.set("a", b"x");
+    c.set("b", &[b'y'; 300]);
+    let st = c.stats("settings");
+    for (k, v) in [
+        ("growth_factor", "1.50"),
+        ("chunk_size", "64"),
+        ("reqs_per_event", "5"),
+        ("tcp_backlog", "512"),
+        ("hashpower_init", "20"),
+        ("slab_reassign", "yes"),
+        ("slab_automove", "1"),
+        ("lru_crawler", "yes"),
+        ("idle_timeout", "0"),
+    ] {
+        assert_eq!(st.get(k).map(String::as_str), Some(v), "stats settings {k}");
+    }
+    // The smallest class holds at least -n bytes of key + value.
+    let slabs = c.stats("slabs");
+    let first: u64 = slabs["1:chunk_size"].parse().unwrap();
+    assert!(first >= 64, "class 1 chunk {first} < -n 64");
+}
+
+#[test]
 fn listening_line_on_stderr() {
     ferrocache_only!();
     let s = Server::start(&[]);

@@ -137,6 +137,8 @@ fn eviction_keeps_recent_keys() {
     assert!(c.get("k0").is_none(), "30 MB of values fit in 8 MB?");
     let st = c.stats("");
     assert!(st["evictions"].parse::<u64>().unwrap() > 0);
+    // None of the evicted items had been read.
+    assert_eq!(st["evicted_unfetched"], st["evictions"]);
     assert!(st["bytes"].parse::<u64>().unwrap() <= 8 * 1024 * 1024);
 }
 
