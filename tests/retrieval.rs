@@ -206,3 +206,21 @@ fn values_containing_protocol_text_are_not_confused() {
         b"VALUE p 0 18\r\nEND\r\nVALUE p 0 1\r\n\r\nVALUE q 0 1\r\nq\r\nEND\r\n",
     );
 }
+
+#[test]
+fn multiget_of_large_values() {
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    let keys: Vec<String> = (0..100).map(|i| format!("big{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        c.set_full(k, i as u32, 0, &vec![b'a' + (i % 26) as u8; 100_000]);
+    }
+    c.send(format!("get {}\r\n", keys.join(" ")).as_bytes());
+    let r = c.read_get_reply();
+    assert_eq!(r.len(), 100);
+    for (i, (k, f, v, _)) in r.iter().enumerate() {
+        assert_eq!(k, keys[i].as_bytes());
+        assert_eq!(*f, i as u32);
+        assert!(v.len() == 100_000 && v.iter().all(|b| *b == b'a' + (i % 26) as u8));
+    }
+}
