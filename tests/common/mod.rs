@@ -198,7 +198,9 @@ impl Server {
     /// Starts memcached on a free port and waits until it accepts connections.
     pub fn start_memcached(args: &[&str]) -> Server {
         let bin = require_memcached();
-        // A port picked by bind-and-release can be taken by someone else in between; retry.
+        // A port picked by bind-and-release can be taken by another process before memcached
+        // binds it (the suite opens many client sockets); then start over on a new port.
+        let mut last_err = String::new();
         for _attempt in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(&bin);
@@ -207,45 +209,37 @@ impl Server {
                 cmd.args(["-l", "127.0.0.1"]);
             }
             cmd.args(["-p", &port.to_string()]);
-            cmd.args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
+            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn memcached");
             let (stderr, _rx) = drain_stderr(&mut child);
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let deadline = Instant::now() + START_TIMEOUT;
+            let deadline = Instant::now() + Duration::from_secs(5);
             let mut backoff = Duration::from_millis(2);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let err = stderr.lock().unwrap().join("\n");
-                    if err.contains("Address already in use") {
-                        break; // next attempt
+                    // Give the stderr reader a moment to collect the reason.
+                    thread::sleep(Duration::from_millis(50));
+                    last_err = format!("exited with {status}: {}", stderr.lock().unwrap().join("\n"));
+                    if !last_err.contains("Address already in use") {
+                        panic!("memcached {args:?} {last_err}");
                     }
-                    panic!(
-                        "memcached {args:?} exited with {status} before accepting; stderr:\n{err}"
-                    );
+                    break; // port trouble: next attempt
                 }
                 if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                     drop(s);
-                    return Server {
-                        child: Some(child),
-                        kind: Target::Memcached,
-                        addrs: vec![addr],
-                        stderr,
-                    };
+                    return Server { child: Some(child), kind: Target::Memcached, addrs: vec![addr], stderr };
                 }
                 if Instant::now() > deadline {
+                    last_err = format!("did not accept on {addr} within 5 s");
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("memcached {args:?} did not accept on {addr} within {START_TIMEOUT:?}");
+                    break;
                 }
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_millis(100));
             }
-            let _ = child.wait();
         }
-        panic!("could not find a free port for memcached");
+        panic!("memcached {args:?} could not be started: {last_err}");
     }
 
     pub fn addr(&self) -> SocketAddr {
