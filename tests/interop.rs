@@ -62,3 +62,52 @@ fn pymemcache_client_and_hashclient() {
     assert!(st.success(), "pymemcache checks failed ({st:?})\nstdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("pymemcache checks passed"), "stdout:\n{out}");
 }
+
+/// Runs one libmemcached tool against `s` and returns (success, stdout + stderr).
+fn tool(s: &Server, name: &str, args: &[&str]) -> (bool, String) {
+    let path = format!("/usr/bin/{name}");
+    require_tool(&path, "libmemcached-tools");
+    let mut cmd = Command::new(path);
+    cmd.arg(format!("--servers=127.0.0.1:{}", s.port())).args(args);
+    let (st, out, err) = run_with_timeout(cmd, Duration::from_secs(30));
+    (st.success(), format!("{out}{err}"))
+}
+
+#[test]
+fn libmemcached_operator_tools() {
+    let s = Server::start(&[]);
+    let dir = std::env::temp_dir().join(format!("ferrocache-interop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("greeting.txt");
+    std::fs::write(&file, b"hello from a file\n").unwrap();
+
+    let (ok, out) = tool(&s, "memcping", &[]);
+    assert!(ok, "memcping: {out}");
+    let (ok, out) = tool(&s, "memccp", &[file.to_str().unwrap()]);
+    assert!(ok, "memccp: {out}");
+    let (ok, out) = tool(&s, "memccat", &["greeting.txt"]);
+    assert!(ok, "memccat: {out}");
+    assert!(out.starts_with("hello from a file\n"), "memccat printed {out:?}");
+    let (ok, out) = tool(&s, "memcexist", &["greeting.txt"]);
+    assert!(ok, "memcexist: {out}");
+    let (ok, out) = tool(&s, "memctouch", &["--expire=100", "greeting.txt"]);
+    assert!(ok, "memctouch: {out}");
+    let (ok, out) = tool(&s, "memcstat", &[]);
+    assert!(ok, "memcstat: {out}");
+    for field in ["pid:", "uptime:", "version:", "curr_items:"] {
+        assert!(out.contains(field), "memcstat output lacks {field}:\n{out}");
+    }
+    let (ok, out) = tool(&s, "memcdump", &[]);
+    assert!(ok, "memcdump: {out}");
+    assert!(out.lines().any(|l| l.trim() == "greeting.txt"), "memcdump did not list the key:\n{out}");
+    let (ok, out) = tool(&s, "memcrm", &["greeting.txt"]);
+    assert!(ok, "memcrm: {out}");
+    let (ok, _) = tool(&s, "memccat", &["greeting.txt"]);
+    assert!(!ok, "memccat found a removed key");
+    let mut c = s.conn();
+    c.set("k", b"v");
+    let (ok, out) = tool(&s, "memcflush", &[]);
+    assert!(ok, "memcflush: {out}");
+    c.roundtrip(b"get k\r\n", b"END\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
