@@ -97,9 +97,14 @@ fn libmemcached_operator_tools() {
     for field in ["pid:", "uptime:", "version:", "curr_items:"] {
         assert!(out.contains(field), "memcstat output lacks {field}:\n{out}");
     }
-    let (ok, out) = tool(&s, "memcdump", &[]);
-    assert!(ok, "memcdump: {out}");
-    assert!(out.lines().any(|l| l.trim() == "greeting.txt"), "memcdump did not list the key:\n{out}");
+    // memcdump walks `stats cachedump`, which may list a fresh item only after a moment.
+    let mut last = String::new();
+    let listed = wait_until(Duration::from_secs(5), || {
+        let (ok, out) = tool(&s, "memcdump", &[]);
+        last = out;
+        ok && last.lines().any(|l| l.trim() == "greeting.txt")
+    });
+    assert!(listed, "memcdump did not list the key:\n{last}");
     let (ok, out) = tool(&s, "memcrm", &["greeting.txt"]);
     assert!(ok, "memcrm: {out}");
     let (ok, _) = tool(&s, "memccat", &["greeting.txt"]);
