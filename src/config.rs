@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{ArgAction, Parser};
 use serde::Deserialize;
 
+use crate::cluster::{AdminRule, DEFAULT_FAILURE_TIMEOUT};
 use crate::storage::CacheConfig;
 
 /// The version reported by `version` and `stats`. Numeric and at least
@@ -90,6 +91,31 @@ pub struct Args {
     /// Read settings from a TOML file (see conf/ferrocache.toml)
     #[arg(long = "config")]
     pub config: Option<PathBuf>,
+    /// Cluster node file, one host|ip|port per line, re-read when it changes
+    #[arg(long = "cluster-file")]
+    pub cluster_file: Option<PathBuf>,
+    /// Join the cluster of the member at HOST:PORT (and leave on shutdown)
+    #[arg(long = "join")]
+    pub join: Option<String>,
+    /// Hostname of this node in the cluster list (default: the system hostname)
+    #[arg(long = "cluster-host")]
+    pub cluster_host: Option<String>,
+    /// IP of this node in the cluster list (default: the -l address when
+    /// there is exactly one specific address, else none)
+    #[arg(long = "cluster-ip")]
+    pub cluster_ip: Option<String>,
+    /// Networks allowed to run `config set|delete cluster`: comma-separated
+    /// addresses or CIDRs, `loopback` (the default) or `none`
+    #[arg(long = "cluster-admin")]
+    pub cluster_admin: Option<String>,
+    /// Seconds a silent node stays listed before it is dropped (0 = never;
+    /// default 30)
+    #[arg(long = "cluster-failure-timeout")]
+    pub cluster_failure_timeout: Option<f64>,
+    /// File where the cluster state is saved, so a restart never publishes
+    /// an older version
+    #[arg(long = "cluster-state")]
+    pub cluster_state: Option<PathBuf>,
 }
 
 /// The TOML file. Every key is optional and mirrors a flag; see
@@ -117,6 +143,42 @@ pub struct FileConfig {
     pub slab_automove: Option<u8>,
     pub lru_crawler: Option<bool>,
     pub idle_timeout: Option<u32>,
+    pub cluster_file: Option<PathBuf>,
+    pub join: Option<String>,
+    pub cluster_host: Option<String>,
+    pub cluster_ip: Option<String>,
+    pub cluster_admin: Option<String>,
+    pub cluster_failure_timeout: Option<f64>,
+    pub cluster_state: Option<PathBuf>,
+}
+
+/// Cluster auto discovery settings (see `docs/cluster.md`).
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub file: Option<PathBuf>,
+    pub join: Option<String>,
+    /// `None`: the system hostname.
+    pub host: Option<String>,
+    /// `None`: derived from `-l`.
+    pub ip: Option<IpAddr>,
+    pub admin: AdminRule,
+    /// `None`: never drop a silent node.
+    pub failure_timeout: Option<std::time::Duration>,
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            file: None,
+            join: None,
+            host: None,
+            ip: None,
+            admin: AdminRule::default(),
+            failure_timeout: Some(DEFAULT_FAILURE_TIMEOUT),
+            state_file: None,
+        }
+    }
 }
 
 /// Fully resolved settings the server runs with.
@@ -134,6 +196,7 @@ pub struct Settings {
     /// Seconds of inactivity before a connection is closed; 0 = never.
     pub idle_timeout: u32,
     pub cache: CacheConfig,
+    pub cluster: ClusterSettings,
 }
 
 impl Default for Settings {
@@ -150,6 +213,7 @@ impl Default for Settings {
             verbosity: 0,
             idle_timeout: 0,
             cache: CacheConfig::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -285,6 +349,18 @@ impl Settings {
         for opts in &args.extended {
             apply_extended(&mut s, opts)?;
         }
+        apply_cluster(
+            &mut s.cluster,
+            &ClusterArgs {
+                file: &args.cluster_file,
+                join: &args.join,
+                host: &args.cluster_host,
+                ip: &args.cluster_ip,
+                admin: &args.cluster_admin,
+                failure_timeout: args.cluster_failure_timeout,
+                state: &args.cluster_state,
+            },
+        )?;
         s.validate()?;
         Ok(s)
     }
@@ -391,6 +467,69 @@ fn apply_file(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(v) = f.idle_timeout {
         s.idle_timeout = v;
+    }
+    apply_cluster(
+        &mut s.cluster,
+        &ClusterArgs {
+            file: &f.cluster_file,
+            join: &f.join,
+            host: &f.cluster_host,
+            ip: &f.cluster_ip,
+            admin: &f.cluster_admin,
+            failure_timeout: f.cluster_failure_timeout,
+            state: &f.cluster_state,
+        },
+    )
+}
+
+/// The cluster options as given on the command line or in the file.
+struct ClusterArgs<'a> {
+    file: &'a Option<PathBuf>,
+    join: &'a Option<String>,
+    host: &'a Option<String>,
+    ip: &'a Option<String>,
+    admin: &'a Option<String>,
+    failure_timeout: Option<f64>,
+    state: &'a Option<PathBuf>,
+}
+
+fn apply_cluster(c: &mut ClusterSettings, a: &ClusterArgs<'_>) -> Result<(), String> {
+    if let Some(f) = a.file {
+        c.file = Some(f.clone());
+    }
+    if let Some(j) = a.join {
+        let port_ok = j
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !port_ok {
+            return Err(format!("--join: '{j}' is not HOST:PORT"));
+        }
+        c.join = Some(j.clone());
+    }
+    if let Some(h) = a.host {
+        crate::cluster::NodeEntry::parse(&format!("{h}||1"))
+            .map_err(|_| format!("--cluster-host: '{h}' is not a valid hostname"))?;
+        c.host = Some(h.clone());
+    }
+    if let Some(ip) = a.ip {
+        let parsed = ip
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("--cluster-ip: '{ip}' is not an IP address"))?;
+        c.ip = Some(parsed);
+    }
+    if let Some(rule) = a.admin {
+        c.admin = AdminRule::parse(rule).map_err(|e| format!("--cluster-admin: {e}"))?;
+    }
+    if let Some(t) = a.failure_timeout {
+        if !(0.0..=86_400.0).contains(&t) {
+            return Err("--cluster-failure-timeout: seconds from 0 to 86400".into());
+        }
+        c.failure_timeout = (t > 0.0).then(|| std::time::Duration::from_secs_f64(t));
+    }
+    if let Some(p) = a.state {
+        c.state_file = Some(p.clone());
     }
     Ok(())
 }
@@ -562,6 +701,50 @@ mod tests {
     }
 
     #[test]
+    fn cluster_flags() {
+        let s = settings(&[
+            "--cluster-file",
+            "/tmp/nodes",
+            "--join",
+            "10.0.0.1:11211",
+            "--cluster-host",
+            "1node.example",
+            "--cluster-ip",
+            "10.0.0.2",
+            "--cluster-admin",
+            "10.0.0.0/8",
+            "--cluster-failure-timeout",
+            "1.5",
+        ])
+        .unwrap();
+        let c = &s.cluster;
+        assert_eq!(c.join.as_deref(), Some("10.0.0.1:11211"));
+        assert_eq!(c.host.as_deref(), Some("1node.example"));
+        assert_eq!(
+            c.failure_timeout,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert!(c.admin.allows("10.1.2.3".parse().unwrap()));
+        assert!(!c.admin.allows("127.0.0.1".parse().unwrap()));
+        let d = settings(&[]).unwrap().cluster;
+        assert_eq!(d.failure_timeout, Some(DEFAULT_FAILURE_TIMEOUT));
+        assert!(d.admin.allows("127.0.0.1".parse().unwrap()));
+        let never = settings(&["--cluster-failure-timeout", "0"]).unwrap();
+        assert_eq!(never.cluster.failure_timeout, None);
+        for bad in [
+            &["--join", "nohost"][..],
+            &["--join", ":11211"],
+            &["--join", "h:0"],
+            &["--cluster-host", "a b"],
+            &["--cluster-ip", "x"],
+            &["--cluster-admin", "10.0.0.0/40"],
+            &["--cluster-failure-timeout", "-1"],
+        ] {
+            assert!(settings(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn sizes_take_suffixes() {
         assert_eq!(parse_size("1k"), Some(1024));
         assert_eq!(parse_size("1m"), Some(1 << 20));
@@ -585,6 +768,20 @@ mod tests {
         assert_eq!(s.port, 12000);
         assert_eq!(s.cache.mem_limit, 256 << 20);
         assert_eq!(s.idle_timeout, 5);
+        std::fs::write(
+            &path,
+            "cluster_file = \"/etc/nodes\"\njoin = \"h:1\"\ncluster_admin = \"none\"\n\
+             cluster_failure_timeout = 0\ncluster_host = \"n1\"\ncluster_ip = \"10.0.0.1\"\n",
+        )
+        .unwrap();
+        let c = settings(&["--config", p, "--cluster-host", "n2"])
+            .unwrap()
+            .cluster;
+        assert_eq!(c.file, Some(PathBuf::from("/etc/nodes")));
+        assert_eq!(c.join.as_deref(), Some("h:1"));
+        assert_eq!(c.host.as_deref(), Some("n2"));
+        assert_eq!(c.failure_timeout, None);
+        assert!(!c.admin.allows("127.0.0.1".parse().unwrap()));
         std::fs::write(&path, "prot = 1\n").unwrap();
         assert!(settings(&["--config", p]).is_err());
         std::fs::remove_dir_all(&dir).ok();

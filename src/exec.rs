@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+use crate::cluster::state::Change;
+use crate::cluster::ConfigError;
 use crate::config::VERSION;
 use crate::protocol::response::StatValue;
 use crate::protocol::{ClientError, Request, Response, ServerError, StatsGroup};
@@ -69,6 +71,19 @@ pub fn execute<S: Sink>(
                 if i > resume && out.is_full() {
                     return Outcome::Paused { next_key: i };
                 }
+                if key == LEGACY_CONFIG_KEY {
+                    // Engines before 1.4.14 serve the configuration as an item.
+                    stats.cmd_get.incr();
+                    stats.get_hits.incr();
+                    let published = state.cluster.published();
+                    out.reply(&Response::Value {
+                        key,
+                        flags: 0,
+                        cas: with_cas.then_some(0),
+                        data: &published.payload,
+                    });
+                    continue;
+                }
                 if deadline.is_some() {
                     stats.cmd_touch.incr();
                 }
@@ -113,6 +128,13 @@ pub fn execute<S: Sink>(
             ..
         } => {
             stats.cmd_set.incr();
+            // An item that cannot fit a page even alone is refused before
+            // any merge; an append that only grows too large with the old
+            // value is NOT_STORED below.
+            if value.len() > state.cache.max_value_len(key.len()) {
+                out.reply(&refuse_store(mode, key, ServerError::ObjectTooLarge, cx));
+                return Outcome::Done;
+            }
             let deadline = state.clock.deadline(exptime);
             let reply = match state
                 .cache
@@ -242,8 +264,91 @@ pub fn execute<S: Sink>(
             }
         }
         Request::Stats { group } => stats_report(group, cx, out),
+        Request::ConfigGet { key } => {
+            if key != CONFIG_KEY {
+                out.reply(&Response::Error);
+                return Outcome::Done;
+            }
+            let published = state.cluster.published();
+            out.reply(&Response::Config {
+                key,
+                payload: &published.payload,
+            });
+            out.reply(&Response::End);
+        }
+        Request::ConfigSet { key, value, .. } => {
+            if key != CONFIG_KEY {
+                out.reply(&Response::Error);
+            } else if !may_administer(cx) {
+                refuse(out, &ConfigError::NotAdmin);
+            } else {
+                match state.cluster.config_set(value) {
+                    Ok(change) => {
+                        log_change(state, change.as_ref());
+                        out.reply(&Response::Stored);
+                    }
+                    Err(e) => refuse(out, &e),
+                }
+            }
+        }
+        Request::ConfigDelete { key, .. } => {
+            if key != CONFIG_KEY {
+                out.reply(&Response::Error);
+            } else if !may_administer(cx) {
+                refuse(out, &ConfigError::NotAdmin);
+            } else {
+                match state.cluster.config_delete() {
+                    Some(change) => {
+                        log_change(state, change.as_ref());
+                        out.reply(&Response::Deleted);
+                    }
+                    None => out.reply(&Response::NotFound),
+                }
+            }
+        }
+        Request::ClusterSync { data } => {
+            let allowed = state
+                .conn_peer(cx.conn_id)
+                .is_some_and(|ip| state.cluster.may_sync(ip));
+            if !allowed {
+                refuse(out, &ConfigError::NotAdmin);
+                return Outcome::Done;
+            }
+            match state.cluster.sync(data) {
+                Ok((reply, change)) => {
+                    log_change(state, change.as_ref());
+                    out.reply(&Response::ClusterState(&reply));
+                    out.reply(&Response::End);
+                }
+                Err(e) => out.reply(&Response::ClientErrorText(&e.to_string())),
+            }
+        }
     }
     Outcome::Done
+}
+
+/// Key of `config get|set|delete cluster`.
+const CONFIG_KEY: &[u8] = b"cluster";
+
+/// Key under which engines before 1.4.14 serve the configuration.
+const LEGACY_CONFIG_KEY: &[u8] = b"AmazonElastiCache:cluster";
+
+/// Whether this connection may change the cluster configuration (see
+/// `cluster::admin`).
+fn may_administer(cx: &Context<'_>) -> bool {
+    cx.state
+        .conn_peer(cx.conn_id)
+        .is_some_and(|ip| cx.state.cluster.options().admin.allows(ip))
+}
+
+fn refuse<S: Sink>(out: &mut S, e: &ConfigError) {
+    out.reply(&Response::ClientErrorText(&e.to_string()));
+}
+
+fn log_change(state: &ServerState, change: Option<&Change>) {
+    if let Some(c) = change {
+        state.log(1, format_args!("{c}"));
+    }
 }
 
 /// Answers a store that could not be carried out. A refused `set` also drops
@@ -374,6 +479,9 @@ fn general_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "evictions", U64(c.evictions));
     stat(out, "reclaimed", U64(c.reclaimed));
     stat(out, "crawler_reclaimed", U64(c.crawler_reclaimed));
+    let cluster = state.cluster.published();
+    stat(out, "cluster_version", U64(cluster.version));
+    stat(out, "cluster_members", U64(cluster.members as u64));
 }
 
 fn yes_no(b: bool) -> StatValue<'static> {

@@ -4,8 +4,10 @@
 //! main ── parse config, bind listeners, start workers, wait for signals
 //!  ├─ acceptor ── accept, enforce -c, hand connections round-robin to workers
 //!  ├─ worker × N ── own mio::Poll + connection table; read → parse → exec → write
-//!  ├─ ticker ── advances the coarse clock once a second
-//!  └─ maintainer ── storage background work: expiry crawler, page mover
+//!  ├─ housekeeper ── ticks the coarse clock; storage background work
+//!  │                 (expiry crawler) every 100 ms
+//!  └─ cluster agent ── node file, peer exchange, failure detection; publishes
+//!                      the `config get cluster` payload lock-free
 //! shared: Arc<Cache>, per-worker atomic stats, the clock
 //! ```
 //!
@@ -13,6 +15,7 @@
 //! `storage::Cache` → `protocol::text::encode` → `server::conn`.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod exec;
 pub mod protocol;

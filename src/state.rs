@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::stats::{ConnStats, ThreadStats};
 use crate::storage::Cache;
@@ -42,6 +43,8 @@ pub struct ServerState {
     pub verbosity: AtomicU8,
     /// Listening sockets as (fd, address) for `stats conns`.
     pub listeners: Mutex<Vec<(i32, String)>>,
+    /// Cluster membership and the published configuration.
+    pub cluster: Arc<Cluster>,
     open: Mutex<BTreeMap<u64, ConnEntry>>,
     stopping: AtomicBool,
     shutdown_tx: Sender<ShutdownCause>,
@@ -51,6 +54,12 @@ pub struct ServerState {
 impl ServerState {
     /// Builds the shared state; one [`ThreadStats`] per worker.
     pub fn new(settings: Settings) -> Self {
+        let me = crate::cluster::own_entry(&settings.cluster, &settings.listen, settings.port);
+        Self::with_cluster(settings, Arc::new(Cluster::standalone(me)))
+    }
+
+    /// Builds the shared state around an already started cluster component.
+    pub fn with_cluster(settings: Settings, cluster: Arc<Cluster>) -> Self {
         let cache = Cache::new(settings.cache.clone());
         let threads = (0..settings.threads)
             .map(|_| Arc::new(ThreadStats::default()))
@@ -64,6 +73,7 @@ impl ServerState {
             threads,
             conns: ConnStats::default(),
             listeners: Mutex::new(Vec::new()),
+            cluster,
             open: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             shutdown_tx,
@@ -93,6 +103,13 @@ impl ServerState {
     /// Records an open connection for `stats conns`.
     pub fn register_conn(&self, id: u64, entry: ConnEntry) {
         self.open.lock().unwrap().insert(id, entry);
+    }
+
+    /// The peer address of an open connection.
+    pub fn conn_peer(&self, id: u64) -> Option<std::net::IpAddr> {
+        let open = self.open.lock().unwrap();
+        let peer = &open.get(&id)?.peer;
+        peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
     }
 
     /// Forgets a closed connection.

@@ -17,11 +17,18 @@ fn run(args: &[&str]) -> (std::process::ExitStatus, String, String) {
 #[track_caller]
 fn assert_rejected(args: &[&str]) {
     let (st, out, err) = run(args);
-    assert!(!st.success(), "{args:?} was accepted: {st:?}\nstdout: {out}\nstderr: {err}");
+    assert!(
+        !st.success(),
+        "{args:?} was accepted: {st:?}\nstdout: {out}\nstderr: {err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty(), "{args:?}: no error message on stderr");
     if !is_memcached() {
-        assert_eq!(lines.len(), 1, "{args:?}: the error should be one line, got:\n{err}");
+        assert_eq!(
+            lines.len(),
+            1,
+            "{args:?}: the error should be one line, got:\n{err}"
+        );
     }
 }
 
@@ -62,7 +69,10 @@ fn dash_v_upper_prints_version() {
     let line = out.lines().next().unwrap_or_default();
     let v = line.split_whitespace().last().unwrap_or_default();
     let nums: Vec<&str> = v.split('.').collect();
-    assert!(nums.len() >= 3 && nums.iter().take(3).all(|n| n.parse::<u32>().is_ok()), "version line {line:?}");
+    assert!(
+        nums.len() >= 3 && nums.iter().take(3).all(|n| n.parse::<u32>().is_ok()),
+        "version line {line:?}"
+    );
 }
 
 #[test]
@@ -110,8 +120,16 @@ fn listening_line_on_stderr() {
     let s = Server::start(&[]);
     assert_eq!(s.addr().ip().to_string(), "127.0.0.1");
     assert_ne!(s.port(), 0);
-    let lines: Vec<String> = s.stderr().lines().filter(|l| l.contains("listening")).map(String::from).collect();
-    assert_eq!(lines, vec![format!("ferrocache listening on 127.0.0.1:{}", s.port())]);
+    let lines: Vec<String> = s
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("listening"))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![format!("ferrocache listening on 127.0.0.1:{}", s.port())]
+    );
     s.conn().roundtrip(b"version\r\n", b"VERSION ");
 }
 
@@ -120,7 +138,10 @@ fn several_listeners() {
     ferrocache_only!();
     let s = Server::start_ferrocache(&["-l", "127.0.0.1,127.0.0.2"], 2);
     let ips: Vec<String> = s.addrs().iter().map(|a| a.ip().to_string()).collect();
-    assert!(ips.contains(&"127.0.0.1".to_string()) && ips.contains(&"127.0.0.2".to_string()), "{ips:?}");
+    assert!(
+        ips.contains(&"127.0.0.1".to_string()) && ips.contains(&"127.0.0.2".to_string()),
+        "{ips:?}"
+    );
     let mut a = Conn::connect(s.addrs()[0]);
     let mut b = Conn::connect(s.addrs()[1]);
     a.set("k", b"shared");
@@ -154,11 +175,17 @@ fn config_file_sets_options() {
 #[test]
 fn command_line_wins_over_config_file() {
     ferrocache_only!();
-    let p = write_config("override", "memory_limit = 32\nport = 11211\nlisten = \"127.0.0.1\"\n");
+    let p = write_config(
+        "override",
+        "memory_limit = 32\nport = 11211\nlisten = \"127.0.0.1\"\n",
+    );
     // The harness adds -p 0 -l 127.0.0.1, which must win over the file's port.
     let s = Server::start(&["--config", p.to_str().unwrap(), "-m", "48"]);
     let mut c = s.conn();
-    assert_eq!(c.stats("settings")["maxbytes"], (48 * 1024 * 1024).to_string());
+    assert_eq!(
+        c.stats("settings")["maxbytes"],
+        (48 * 1024 * 1024).to_string()
+    );
     assert_ne!(s.port(), 11211);
 }
 

@@ -25,7 +25,12 @@ fn concurrent_incr_is_exact() {
                     c.send(&b"incr ctr 1\r\n".repeat(50));
                     for _ in 0..50 {
                         let l = c.read_line();
-                        assert!(l.iter().all(|b| b.is_ascii_digit() || *b == b'\r' || *b == b'\n'), "{}", esc(&l));
+                        assert!(
+                            l.iter()
+                                .all(|b| b.is_ascii_digit() || *b == b'\r' || *b == b'\n'),
+                            "{}",
+                            esc(&l)
+                        );
                     }
                 }
             })
@@ -50,7 +55,11 @@ fn concurrent_incr_and_decr_cancel_out() {
             thread::spawn(move || {
                 let mut c = Conn::connect(addr);
                 b.wait();
-                let cmd: &[u8] = if i % 2 == 0 { b"incr ctr 3\r\n" } else { b"decr ctr 3\r\n" };
+                let cmd: &[u8] = if i % 2 == 0 {
+                    b"incr ctr 3\r\n"
+                } else {
+                    b"decr ctr 3\r\n"
+                };
                 c.send(&cmd.repeat(300));
                 for _ in 0..300 {
                     c.read_line();
@@ -100,7 +109,11 @@ fn concurrent_cas_loops_lose_no_update() {
     let retries: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
     let v = String::from_utf8(s.conn().get("list").unwrap()).unwrap();
     let mut entries: Vec<&str> = v.split(';').filter(|e| !e.is_empty()).collect();
-    assert_eq!(entries.len(), THREADS * per, "lost or duplicated updates ({retries} retries)");
+    assert_eq!(
+        entries.len(),
+        THREADS * per,
+        "lost or duplicated updates ({retries} retries)"
+    );
     entries.sort();
     entries.dedup();
     assert_eq!(entries.len(), THREADS * per, "duplicated updates");
@@ -128,12 +141,23 @@ fn concurrent_add_has_one_winner() {
                 thread::spawn(move || {
                     let mut c = Conn::connect(addr);
                     b.wait();
-                    c.send(&store_cmd("add", &format!("race{round}"), t as u32, 0, b"v", ""));
+                    c.send(&store_cmd(
+                        "add",
+                        &format!("race{round}"),
+                        t as u32,
+                        0,
+                        b"v",
+                        "",
+                    ));
                     c.read_line() == b"STORED\r\n"
                 })
             })
             .collect();
-        let winners = hs.into_iter().map(|h| h.join().unwrap()).filter(|w| *w).count();
+        let winners = hs
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|w| *w)
+            .count();
         assert_eq!(winners, 1, "round {round}: {winners} adds succeeded");
     }
 }
@@ -142,7 +166,9 @@ fn concurrent_add_has_one_winner() {
 fn concurrent_set_get_never_tears_values() {
     let s = Server::start(&["-t", "4"]);
     let addr = s.addr();
-    let vals: Vec<Vec<u8>> = (0..4u8).map(|i| vec![b'a' + i; 20_000 + i as usize * 1000]).collect();
+    let vals: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| vec![b'a' + i; 20_000 + i as usize * 1000])
+        .collect();
     s.conn().set("shared", &vals[0]);
     let vals = Arc::new(vals);
     let hs: Vec<_> = (0..THREADS)
@@ -155,7 +181,11 @@ fn concurrent_set_get_never_tears_values() {
                         c.set("shared", &vals[(t + i) % 4]);
                     } else {
                         let v = c.get("shared").unwrap();
-                        assert!(vals.iter().any(|x| *x == v), "torn value of {} bytes", v.len());
+                        assert!(
+                            vals.contains(&v),
+                            "torn value of {} bytes",
+                            v.len()
+                        );
                     }
                 }
             })

@@ -21,11 +21,23 @@ fn memccapable_ascii() {
     let mut cmd = Command::new("/usr/bin/memccapable");
     cmd.args(["-a", "-h", "127.0.0.1", "-p", &s.port().to_string()]);
     let (st, out, err) = run_with_timeout(cmd, Duration::from_secs(120));
-    let passes = out.lines().filter(|l| l.trim_end().ends_with("[pass]")).count();
+    let passes = out
+        .lines()
+        .filter(|l| l.trim_end().ends_with("[pass]"))
+        .count();
     let failures: Vec<&str> = out.lines().filter(|l| l.contains("[FAIL]")).collect();
-    assert!(failures.is_empty(), "memccapable failures: {failures:#?}\nstdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(passes, 27, "expected 27 ascii checks to pass\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("All tests passed"), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        failures.is_empty(),
+        "memccapable failures: {failures:#?}\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert_eq!(
+        passes, 27,
+        "expected 27 ascii checks to pass\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        out.contains("All tests passed"),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
     assert!(st.success(), "memccapable exit status {st:?}");
 }
 
@@ -57,9 +69,14 @@ fn pymemcache_client_and_hashclient() {
     let b = Server::start(&[]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pymemcache_check.py");
     let mut cmd = Command::new(&py);
-    cmd.arg(script).arg(a.addr().to_string()).arg(b.addr().to_string());
+    cmd.arg(script)
+        .arg(a.addr().to_string())
+        .arg(b.addr().to_string());
     let (st, out, err) = run_with_timeout(cmd, Duration::from_secs(120));
-    assert!(st.success(), "pymemcache checks failed ({st:?})\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        st.success(),
+        "pymemcache checks failed ({st:?})\nstdout:\n{out}\nstderr:\n{err}"
+    );
     assert!(out.contains("pymemcache checks passed"), "stdout:\n{out}");
 }
 

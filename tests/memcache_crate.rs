@@ -5,8 +5,10 @@ use common::*;
 use memcache::Client;
 
 fn client(s: &Server) -> Client {
-    let c = Client::connect(format!("memcache://127.0.0.1:{}?protocol=ascii", s.port())).expect("connect");
-    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let c = Client::connect(format!("memcache://127.0.0.1:{}?protocol=ascii", s.port()))
+        .expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     c
 }
 
@@ -17,7 +19,10 @@ fn set_get_delete() {
     c.set("foo", "bar", 0).unwrap();
     assert_eq!(c.get::<String>("foo").unwrap().as_deref(), Some("bar"));
     c.set("bin", &b"a\r\nb\0c"[..], 0).unwrap();
-    assert_eq!(c.get::<Vec<u8>>("bin").unwrap().as_deref(), Some(&b"a\r\nb\0c"[..]));
+    assert_eq!(
+        c.get::<Vec<u8>>("bin").unwrap().as_deref(),
+        Some(&b"a\r\nb\0c"[..])
+    );
     c.set("num", 42u64, 0).unwrap();
     assert_eq!(c.get::<u64>("num").unwrap(), Some(42));
     assert!(c.delete("foo").unwrap());
@@ -47,7 +52,8 @@ fn gets_and_cas() {
     let c = client(&s);
     c.set("a", "1", 0).unwrap();
     c.set("b", "2", 0).unwrap();
-    let m: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> = c.gets(&["a", "b", "nope"]).unwrap();
+    let m: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
+        c.gets(&["a", "b", "nope"]).unwrap();
     assert_eq!(m.len(), 2);
     let (v, _flags, cas) = &m["a"];
     assert_eq!(v, b"1");
@@ -55,7 +61,10 @@ fn gets_and_cas() {
     assert!(c.cas("a", "10", 0, cas).unwrap());
     // The crate reports both EXISTS and NOT_FOUND as "not stored".
     assert!(!c.cas("a", "11", 0, cas).unwrap(), "stale cas must fail");
-    assert!(!c.cas("nope", "x", 0, cas).unwrap(), "cas on a missing key must fail");
+    assert!(
+        !c.cas("nope", "x", 0, cas).unwrap(),
+        "cas on a missing key must fail"
+    );
     assert_eq!(c.get::<String>("a").unwrap().as_deref(), Some("10"));
 }
 
@@ -78,7 +87,10 @@ fn touch_and_expiry() {
     c.set("t", "v", 0).unwrap();
     assert!(c.touch("t", 1).unwrap());
     assert!(!c.touch("missing", 1).unwrap());
-    assert!(wait_until(std::time::Duration::from_secs(4), || c.get::<String>("t").unwrap().is_none()));
+    assert!(wait_until(std::time::Duration::from_secs(4), || c
+        .get::<String>("t")
+        .unwrap()
+        .is_none()));
 }
 
 #[test]
@@ -90,10 +102,17 @@ fn flush_version_stats() {
     assert_eq!(c.get::<String>("a").unwrap(), None);
     c.set("a", "1", 0).unwrap();
     c.flush_with_delay(1).unwrap();
-    assert!(wait_until(std::time::Duration::from_secs(4), || c.get::<String>("a").unwrap().is_none()));
+    assert!(wait_until(std::time::Duration::from_secs(4), || c
+        .get::<String>("a")
+        .unwrap()
+        .is_none()));
     let v = c.version().unwrap();
     assert_eq!(v.len(), 1);
-    assert!(v[0].1.chars().next().unwrap().is_ascii_digit(), "version {:?}", v[0].1);
+    assert!(
+        v[0].1.chars().next().unwrap().is_ascii_digit(),
+        "version {:?}",
+        v[0].1
+    );
     // memcache 0.21 stops reading `stats` after the first line and leaves the rest in the
     // stream, so only check that the call succeeds, on a client used for nothing else.
     let other = client(&s);

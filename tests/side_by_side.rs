@@ -56,7 +56,10 @@ fn unescape(s: &str) -> Vec<u8> {
                     b'\\' => out.push(b'\\'),
                     b'x' => {
                         let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-                        out.push(u8::from_str_radix(h, 16).unwrap_or_else(|_| panic!("bad \\x escape in {s}")));
+                        out.push(
+                            u8::from_str_radix(h, 16)
+                                .unwrap_or_else(|_| panic!("bad \\x escape in {s}")),
+                        );
                         i += 2;
                     }
                     c => panic!("unknown escape \\{} in {s}", c as char),
@@ -64,9 +67,14 @@ fn unescape(s: &str) -> Vec<u8> {
                 i += 1;
             }
             b'{' => {
-                let end = s[i..].find('}').map(|e| e + i).unwrap_or_else(|| panic!("unclosed {{ in {s}"));
+                let end = s[i..]
+                    .find('}')
+                    .map(|e| e + i)
+                    .unwrap_or_else(|| panic!("unclosed {{ in {s}"));
                 let inner = &s[i + 1..end];
-                let (n, c) = inner.split_once('*').unwrap_or_else(|| panic!("bad repeat {{{inner}}}"));
+                let (n, c) = inner
+                    .split_once('*')
+                    .unwrap_or_else(|| panic!("bad repeat {{{inner}}}"));
                 let n: usize = n.parse().unwrap();
                 let c = unescape(c);
                 for _ in 0..n {
@@ -94,7 +102,11 @@ fn parse_session(text: &str) -> (Vec<String>, Vec<Step>) {
             assert!(steps.is_empty(), "@args must come before the first step");
             args.extend(a.split_whitespace().map(String::from));
         } else if line.trim() == "@reconnect" {
-            steps.push(Step { line_no: n + 1, raw: line.to_string(), kind: StepKind::Reconnect });
+            steps.push(Step {
+                line_no: n + 1,
+                raw: line.to_string(),
+                kind: StepKind::Reconnect,
+            });
         } else {
             let bytes = match line.strip_suffix("\\!") {
                 Some(partial) => unescape(partial),
@@ -106,7 +118,11 @@ fn parse_session(text: &str) -> (Vec<String>, Vec<Step>) {
                     b
                 }
             };
-            steps.push(Step { line_no: n + 1, raw: line.to_string(), kind: StepKind::Send(bytes) });
+            steps.push(Step {
+                line_no: n + 1,
+                raw: line.to_string(),
+                kind: StepKind::Send(bytes),
+            });
         }
     }
     (args, steps)
@@ -185,7 +201,10 @@ impl Side {
                     .trim_end_matches("\r\n")
                     .split(' ')
                     .map(|t| {
-                        if t.len() > 1 && t.starts_with('c') && t[1..].bytes().all(|b| b.is_ascii_digit()) {
+                        if t.len() > 1
+                            && t.starts_with('c')
+                            && t[1..].bytes().all(|b| b.is_ascii_digit())
+                        {
                             self.last_cas = Some(t[1..].to_string());
                             format!("c{}", self.cas_token(&t[1..]))
                         } else {
@@ -213,7 +232,9 @@ impl Side {
 
 /// Replaces `$CAS` with the side's last seen CAS value (only when the step uses it).
 fn fill_cas(b: &[u8], side: &Side) -> Vec<u8> {
-    let Some(cas) = &side.last_cas else { return b.to_vec() };
+    let Some(cas) = &side.last_cas else {
+        return b.to_vec();
+    };
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -242,10 +263,16 @@ fn read_reply_quiet(c: &mut Conn, first: Duration) -> Reply {
         let had = !got.is_empty();
         bytes.extend(got);
         if closed {
-            return Reply { bytes, closed: true };
+            return Reply {
+                bytes,
+                closed: true,
+            };
         }
         if !had {
-            return Reply { bytes, closed: false };
+            return Reply {
+                bytes,
+                closed: false,
+            };
         }
     }
 }
@@ -261,16 +288,26 @@ fn read_reply_like(c: &mut Conn, side: &Side, want: &Reply, want_norm: &[u8]) ->
                 let (got, closed) = c.read_some(Duration::from_millis(50));
                 bytes.extend(got);
                 if closed {
-                    return Reply { bytes, closed: true };
+                    return Reply {
+                        bytes,
+                        closed: true,
+                    };
                 }
             }
-            return Reply { bytes, closed: false };
+            return Reply {
+                bytes,
+                closed: false,
+            };
         }
         return read_reply_quiet(c, FIRST_BYTE);
     }
     let last_line = {
         let t = &want_norm[..want_norm.len().saturating_sub(1)];
-        let start = t.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+        let start = t
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0);
         want_norm[start..].to_vec()
     };
     let deadline = Instant::now() + SLOW_SIDE_LIMIT;
@@ -279,35 +316,56 @@ fn read_reply_like(c: &mut Conn, side: &Side, want: &Reply, want_norm: &[u8]) ->
         let (got, closed) = c.read_some(Duration::from_millis(50));
         bytes.extend(got);
         if closed {
-            return Reply { bytes, closed: true };
+            return Reply {
+                bytes,
+                closed: true,
+            };
         }
         if !bytes.is_empty() {
             // Normalise a scratch copy so CAS numbering is not disturbed.
-            let mut scratch = Side { cas_names: side.cas_names.clone(), last_cas: None };
+            let mut scratch = Side {
+                cas_names: side.cas_names.clone(),
+                last_cas: None,
+            };
             let norm = scratch.normalise(&bytes);
             if norm.ends_with(&last_line) && norm.len() >= want_norm.len() {
                 break;
             }
             // Already different from the reference (beyond a partly received line): no need
             // to wait for the time limit, just collect what else arrives.
-            let complete = norm.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+            let complete = norm
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map(|p| p + 1)
+                .unwrap_or(0);
             if !want_norm.starts_with(&norm[..complete]) {
                 let extra = read_reply_quiet(c, DIVERGED_QUIET);
                 bytes.extend(extra.bytes);
-                return Reply { bytes, closed: extra.closed };
+                return Reply {
+                    bytes,
+                    closed: extra.closed,
+                };
             }
         }
         if Instant::now() > deadline {
-            return Reply { bytes, closed: false };
+            return Reply {
+                bytes,
+                closed: false,
+            };
         }
     }
     let extra = read_reply_quiet(c, QUIET);
     bytes.extend(extra.bytes);
-    Reply { bytes, closed: extra.closed }
+    Reply {
+        bytes,
+        closed: extra.closed,
+    }
 }
 
 fn run_session(file: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/side_by_side").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/side_by_side")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (args, steps) = parse_session(&text);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -330,12 +388,24 @@ fn run_session(file: &str) {
                 let s_ok = sc.try_send(&sb);
                 let t0 = Instant::now();
                 let want = read_reply_quiet(&mut rc, FIRST_BYTE);
-                if std::env::var("SBS_TRACE").is_ok() { eprintln!("{:?} line {} {}", t0.elapsed(), step.line_no, esc_short(&want.bytes)); }
+                if std::env::var("SBS_TRACE").is_ok() {
+                    eprintln!(
+                        "{:?} line {} {}",
+                        t0.elapsed(),
+                        step.line_no,
+                        esc_short(&want.bytes)
+                    );
+                }
                 let want_norm = rs.normalise(&want.bytes);
                 let got = read_reply_like(&mut sc, &ss, &want, &want_norm);
                 let got_norm = ss.normalise(&got.bytes);
                 let show = |r: &Reply, n: &[u8], ok: bool| {
-                    format!("{}{}{}", esc_short(n), if r.closed { " <closed>" } else { "" }, if ok { "" } else { " <write failed>" })
+                    format!(
+                        "{}{}{}",
+                        esc_short(n),
+                        if r.closed { " <closed>" } else { "" },
+                        if ok { "" } else { " <write failed>" }
+                    )
                 };
                 if want_norm != got_norm || want.closed != got.closed {
                     mismatches.push(format!(

@@ -107,6 +107,19 @@ pub enum Request<'a> {
     CacheMemlimit { megabytes: u64, noreply: bool },
     /// `stats [group]`.
     Stats { group: StatsGroup<'a> },
+    /// `config get <key>` (auto discovery; only `cluster` exists).
+    ConfigGet { key: &'a [u8] },
+    /// `config set <key> <flags> <bytes> [noreply]` + data block.
+    ConfigSet {
+        key: &'a [u8],
+        flags: u32,
+        value: &'a [u8],
+        noreply: bool,
+    },
+    /// `config delete <key> [noreply]`.
+    ConfigDelete { key: &'a [u8], noreply: bool },
+    /// `cluster sync <bytes>` + data block: a peer's membership state.
+    ClusterSync { data: &'a [u8] },
 }
 
 impl Request<'_> {
@@ -120,7 +133,9 @@ impl Request<'_> {
             | Request::Touch { noreply, .. }
             | Request::FlushAll { noreply, .. }
             | Request::Verbosity { noreply, .. }
-            | Request::CacheMemlimit { noreply, .. } => noreply,
+            | Request::CacheMemlimit { noreply, .. }
+            | Request::ConfigSet { noreply, .. }
+            | Request::ConfigDelete { noreply, .. } => noreply,
             _ => false,
         }
     }

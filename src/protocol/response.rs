@@ -127,6 +127,18 @@ pub enum Response<'a> {
     ErrorMsg(&'static str),
     ClientError(ClientError),
     ServerError(ServerError),
+    /// `CONFIG <key> 0 <len>` and the data block of `config get`; `End`
+    /// follows.
+    Config {
+        key: &'a [u8],
+        payload: &'a [u8],
+    },
+    /// `CLUSTER <len>` and this node's membership state, the reply to a
+    /// peer's `cluster sync`; `End` follows.
+    ClusterState(&'a [u8]),
+    /// `CLIENT_ERROR <message>` with a message built for this request
+    /// (which node of a cluster configuration is wrong, and why).
+    ClientErrorText(&'a str),
     /// A whole reply line with no common shape, worded individually by
     /// memcached (`ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
     Line(&'static str),

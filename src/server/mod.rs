@@ -8,6 +8,8 @@
 //!   `storage`), atomic counters, and two small mutexes (the `stats conns`
 //!   table and the listener list) that are never held while taking another.
 //! - The acceptor hands connections over a channel and wakes the worker.
+//! - The cluster agent thread shares only `Arc<Cluster>` (one mutex, never
+//!   held across I/O or while taking another lock; see `cluster`).
 
 mod acceptor;
 mod conn;
@@ -22,6 +24,9 @@ use std::time::Duration;
 
 use mio::{Poll, Waker};
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::cluster::{self, Agent, Cluster, ClusterOptions};
 use crate::config::Settings;
 use crate::state::{ServerState, ShutdownCause};
 
@@ -38,6 +43,7 @@ pub struct Server {
     worker_wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<()>>,
     housekeeper_stop: crossbeam_channel::Sender<()>,
+    cluster_agent: JoinHandle<()>,
 }
 
 impl Server {
@@ -54,7 +60,32 @@ impl Server {
             settings.port = a.port();
         }
         let nthreads = settings.threads;
-        let state = Arc::new(ServerState::new(settings));
+        // The cluster learns its state from peers before anything is served,
+        // so the first `config get cluster` already answers the cluster's
+        // version (connections wait in the listen backlog meanwhile).
+        let port = addrs.first().map(|a| a.port()).unwrap_or(settings.port);
+        let cluster = Arc::new(Cluster::new(ClusterOptions {
+            me: cluster::own_entry(&settings.cluster, &settings.listen, port),
+            file: settings.cluster.file.clone(),
+            join: settings.cluster.join.clone(),
+            state_file: settings.cluster.state_file.clone(),
+            failure_timeout: settings.cluster.failure_timeout,
+            admin: settings.cluster.admin.clone(),
+        }));
+        let verbosity = Arc::new(AtomicU8::new(settings.verbosity));
+        let log_level = verbosity.clone();
+        let mut agent = Agent::new(
+            cluster.clone(),
+            Arc::new(move |level, msg: &str| {
+                if log_level.load(Ordering::Relaxed) >= level {
+                    eprintln!("{msg}");
+                }
+            }),
+        );
+        agent
+            .bootstrap()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let state = Arc::new(ServerState::with_cluster(settings, cluster));
 
         let mut threads = Vec::new();
         let mut handles = Vec::new();
@@ -85,8 +116,13 @@ impl Server {
         threads.push(
             std::thread::Builder::new()
                 .name("housekeeper".into())
-                .spawn(move || housekeeper(&hk_state, &stop_rx))?,
+                .spawn(move || {
+                    housekeeper(&hk_state, &stop_rx, &verbosity);
+                })?,
         );
+        let cluster_agent = std::thread::Builder::new()
+            .name("cluster".into())
+            .spawn(move || agent.run())?;
 
         Ok(Server {
             state,
@@ -95,6 +131,7 @@ impl Server {
             worker_wakers,
             threads,
             housekeeper_stop,
+            cluster_agent,
         })
     }
 
@@ -119,6 +156,9 @@ impl Server {
     /// Stops accepting, lets workers flush queued replies, and joins every
     /// thread.
     pub fn shutdown(self) {
+        // A node that joined leaves first, while it still answers peers.
+        self.state.cluster.stop();
+        let _ = self.cluster_agent.join();
         self.state.set_stopping();
         let _ = self.acceptor_waker.wake();
         for w in &self.worker_wakers {
@@ -131,9 +171,11 @@ impl Server {
     }
 }
 
-/// Ticks the clock and runs storage maintenance until told to stop.
-fn housekeeper(state: &ServerState, stop: &crossbeam_channel::Receiver<()>) {
+/// Ticks the clock and runs storage maintenance until told to stop; also
+/// mirrors the `verbosity` level for the cluster agent's log.
+fn housekeeper(state: &ServerState, stop: &crossbeam_channel::Receiver<()>, verbosity: &AtomicU8) {
     loop {
+        verbosity.store(state.verbosity.load(Ordering::Relaxed), Ordering::Relaxed);
         state.clock.tick();
         let more = state.cache.maintain(state.clock.now());
         let wait = if more {

@@ -33,6 +33,9 @@ use super::item::{FREQ_MASK, LIFE_MASK, LINKED, OWNED, SMALL};
 use super::slabs::ClassInner;
 use super::{Cache, Dead};
 
+/// Page-move attempts of a class that has no page at all.
+const MOVE_TRIES: u32 = 8;
+
 /// Direct-mapped table of 16-bit key fingerprints of items recently
 /// evicted from the small FIFO (S3-FIFO's ghost queue, approximated).
 pub(crate) struct Ghost {
@@ -89,8 +92,9 @@ impl Cache {
     pub(super) fn alloc(&self, id: u8, hash: u64, now: u32) -> Option<u32> {
         let slabs = &self.slabs;
         let class = slabs.class(id);
-        // A class without pages cannot evict, so it tries harder to get one.
-        let mut moves_left = 3;
+        // A class without pages cannot evict, so it tries harder (and other
+        // donors) to get one; pages with in-flight chunks cannot move.
+        let mut attempt = 0;
         loop {
             let mut g = lock(&class.inner);
             let loc = match slabs.pop_free(&mut g) {
@@ -107,14 +111,16 @@ impl Cache {
                 self.place(id, &mut g, loc, hash);
                 return Some(loc);
             }
-            if moves_left > 0 {
-                if let Some(donor) = self.pick_donor(id, &mut g) {
+            let limit = if g.pages.is_empty() { MOVE_TRIES } else { 1 };
+            if attempt < limit {
+                if let Some(donor) = self.pick_donor(id, &mut g, attempt) {
                     drop(g);
-                    moves_left -= 1;
-                    if !self.move_page(donor, id, now)
-                        && slabs.class(id).npages.load(Ordering::Relaxed) > 0
-                    {
-                        moves_left = 0;
+                    if attempt > 0 {
+                        std::thread::yield_now();
+                    }
+                    attempt += 1;
+                    if self.move_page(donor, id, now) {
+                        attempt = 0;
                     }
                     continue;
                 }
@@ -158,8 +164,10 @@ impl Cache {
 
     /// Chooses a class to give class `id` a page, if rebalancing is on and
     /// one is much colder than `id`'s own coldest memory.
-    fn pick_donor(&self, id: u8, g: &mut MutexGuard<'_, ClassInner>) -> Option<u8> {
-        if !self.config.slab_reassign || self.config.slab_automove == 0 {
+    fn pick_donor(&self, id: u8, g: &mut MutexGuard<'_, ClassInner>, skip: u32) -> Option<u8> {
+        // With -M the user asked for errors rather than lost items, and a
+        // page move evicts.
+        if !self.config.slab_reassign || self.config.slab_automove == 0 || !self.config.evict {
             return None;
         }
         let slabs = &self.slabs;
@@ -173,26 +181,31 @@ impl Cache {
         }
         g.since_rebalance = 0;
         let now = self.cas.load(Ordering::Relaxed);
+        let age =
+            |c: &super::slabs::Class| now.saturating_sub(c.cold_stamp.load(Ordering::Relaxed));
+        // Donors by decreasing age, on the stack (at most 63 classes).
+        let mut cands = [(0u64, 0u8); 64];
+        let mut n = 0;
+        for (i, c) in slabs.classes.iter().enumerate() {
+            if i + 1 != id as usize && c.npages.load(Ordering::Relaxed) > 0 && n < cands.len() {
+                cands[n] = (age(c), i as u8 + 1);
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return None;
+        }
+        let cands = &mut cands[..n];
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        // The oldest donor, or on a retry the next oldest, cycling.
+        let (donor_age, donor) = cands[skip as usize % n];
         let my_age = if mine == 0 {
             u64::MAX
         } else {
-            now.saturating_sub(slabs.class(id).cold_stamp.load(Ordering::Relaxed))
+            age(slabs.class(id))
         };
-        let mut best: Option<(u8, u64)> = None;
-        for (i, c) in slabs.classes.iter().enumerate() {
-            let cid = i as u8 + 1;
-            if cid == id || c.npages.load(Ordering::Relaxed) == 0 {
-                continue;
-            }
-            let age = now.saturating_sub(c.cold_stamp.load(Ordering::Relaxed));
-            match best {
-                Some((_, a)) if a >= age => {}
-                _ => best = Some((cid, age)),
-            }
-        }
-        let (donor, age) = best?;
         let margin = if self.config.slab_automove >= 2 { 1 } else { 2 };
-        if mine == 0 || age / margin > my_age {
+        if mine == 0 || donor_age / margin > my_age {
             Some(donor)
         } else {
             None
@@ -219,6 +232,28 @@ impl Cache {
             return false;
         };
         let page = g.pages[pi];
+        // Write stamps do not see reads: a class whose items are read but
+        // rarely written looks cold. Sweep the page like a CLOCK pass and
+        // keep it while most of its items were read since the last sweep;
+        // restamping it makes the next attempt wait for another turnover of
+        // the asking class. A class without pages takes the page anyway.
+        let (mut linked, mut hot) = (0u32, 0u32);
+        for i in 0..per {
+            let it = slabs.item(slabs.loc(page, i));
+            if it.life() == LINKED {
+                linked += 1;
+                let a = it.access().load(Ordering::Relaxed);
+                if a & FREQ_MASK > 0 {
+                    hot += 1;
+                    it.access().store(a - 1, Ordering::Relaxed);
+                }
+            }
+        }
+        if hot * 2 > linked && slabs.class(to).npages.load(Ordering::Relaxed) > 0 {
+            src.cold_stamp
+                .store(self.cas.load(Ordering::Relaxed), Ordering::Relaxed);
+            return false;
+        }
         let mut taken = Vec::new();
         for i in 0..per {
             let loc = slabs.loc(page, i);

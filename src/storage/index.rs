@@ -33,9 +33,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Index {
-    pub(crate) fn new(hashpower: u8) -> Index {
+    /// `max_items` bounds the initial size: a large `-o hashpower` on a
+    /// small cache must not reserve more than the cache could ever index.
+    pub(crate) fn new(hashpower: u8, max_items: usize) -> Index {
         let n = 1usize << STRIPE_BITS;
-        let total = 1usize << hashpower.clamp(10, 32);
+        let total = (1usize << hashpower.clamp(10, 32)).min(max_items.next_power_of_two());
         let per = total / n;
         let stripes = (0..n)
             .map(|_| Stripe(Mutex::new(HashTable::with_capacity(per))))

@@ -240,6 +240,20 @@ impl Item {
         )
     }
 
+    /// Replaces the flags value and the value length of an item whose
+    /// flags' presence does not change (so the key stays where it is).
+    ///
+    /// # Safety
+    /// The caller holds the key's stripe lock, `(flags != 0)` matches the
+    /// item's HAS_FLAGS, and the chunk has room for the new length.
+    #[inline]
+    pub(crate) unsafe fn set_flags_and_len(self, flags: u32, vlen: usize) {
+        if flags != 0 {
+            (self.0.add(HEADER) as *mut u32).write_unaligned(flags);
+        }
+        (self.0.add(OFF_VLEN) as *mut u32).write(vlen as u32);
+    }
+
     /// Total bytes used in the chunk.
     ///
     /// # Safety

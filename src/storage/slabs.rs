@@ -180,6 +180,11 @@ impl Slabs {
         self.page_limit.store(pages, Ordering::Relaxed);
     }
 
+    /// Most chunks the current limit allows (all in the smallest class).
+    pub(crate) fn max_chunks(&self) -> usize {
+        self.page_limit.load(Ordering::Relaxed) * self.classes[0].per_page as usize
+    }
+
     pub(crate) fn limit_bytes(&self) -> u64 {
         (self.page_limit.load(Ordering::Relaxed) * self.page_size) as u64
     }
@@ -229,6 +234,7 @@ impl Slabs {
         let base = self.page_ptrs[page].load(Ordering::Acquire) as *mut u8;
         let class = self.page_class[page].load(Ordering::Acquire);
         let size = self.classes[(class as usize).max(1) - 1].size;
+        debug_assert!(!base.is_null() && class != 0, "chunk of an unassigned page");
         // SAFETY: under the caller's contract the page is allocated and
         // assigned to `class`, so `idx < per_page` and the chunk lies inside
         // the page; chunk offsets are multiples of 8 in an 8-aligned page.

@@ -529,7 +529,9 @@ impl Conn {
         if !self.rbuf.is_empty() {
             return (std::mem::take(&mut self.rbuf), false);
         }
-        self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).unwrap();
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .unwrap();
         let closed = match self.fill() {
             Fill::Data | Fill::Timeout => false,
             Fill::Eof | Fill::Error(_) => true,

@@ -50,6 +50,25 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
             put_stat_value(out, value);
             out.extend_from_slice(b"\r\n");
         }
+        Response::Config { key, payload } => {
+            out.reserve(key.len() + payload.len() + 40);
+            out.extend_from_slice(b"CONFIG ");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b" 0 ");
+            put_u64(out, payload.len() as u64);
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(payload);
+            out.extend_from_slice(b"\r\n");
+        }
+        Response::ClusterState(data) => {
+            out.reserve(data.len() + 32);
+            out.extend_from_slice(b"CLUSTER ");
+            put_u64(out, data.len() as u64);
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        }
+        Response::ClientErrorText(message) => line(out, b"CLIENT_ERROR ", message.as_bytes()),
         Response::Error => out.extend_from_slice(b"ERROR\r\n"),
         Response::ErrorMsg(message) => line(out, b"ERROR ", message.as_bytes()),
         Response::ClientError(error) => line(out, b"CLIENT_ERROR ", error.message().as_bytes()),

@@ -4,6 +4,8 @@
 
 use memchr::memchr;
 
+mod config;
+
 use crate::protocol::{
     ArithOp, ClientError, KeyList, Limits, Parsed, Request, Response, StatsGroup, StoreMode,
     KEY_MAX_LENGTH, LINE_MAX_LENGTH,
@@ -64,6 +66,8 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"cache_memlimit" => cache_memlimit(tokens, next),
         b"shutdown" => shutdown(tokens, next),
         b"stats" => stats(tokens, next),
+        b"config" => config::config(tokens, buf, next, limits),
+        b"cluster" => config::cluster(tokens, buf, next, limits),
         // memcached ignores anything after these two.
         b"version" => request(Request::Version, next),
         b"quit" => request(Request::Quit, next),

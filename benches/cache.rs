@@ -1,0 +1,58 @@
+//! Micro-benchmarks of the item store: the three operations that dominate
+//! a cache server's profile.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ferrocache::storage::{Cache, CacheConfig, Lookup, StoreMode};
+
+const KEYS: usize = 100_000;
+const NOW: u32 = 100;
+
+fn keys() -> Vec<Vec<u8>> {
+    (0..KEYS)
+        .map(|i| format!("key:{i:08}").into_bytes())
+        .collect()
+}
+
+fn filled() -> (Cache, Vec<Vec<u8>>) {
+    let cache = Cache::new(CacheConfig::default());
+    let keys = keys();
+    let value = [b'v'; 100];
+    for k in &keys {
+        cache.store(StoreMode::Set, k, 0, 0, &value, 0, NOW);
+    }
+    (cache, keys)
+}
+
+fn bench(c: &mut Criterion) {
+    let (cache, keys) = filled();
+    let mut i = 0;
+    c.bench_function("get_hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            let r = cache.get(&keys[i], NOW, None, |it| it.value.len());
+            assert!(matches!(r, Lookup::Hit(_)));
+            black_box(r)
+        })
+    });
+    let missing: Vec<Vec<u8>> = (0..KEYS)
+        .map(|i| format!("nokey:{i:08}").into_bytes())
+        .collect();
+    c.bench_function("get_miss", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            black_box(cache.get(&missing[i], NOW, None, |it| it.value.len()))
+        })
+    });
+    let value = [b'w'; 100];
+    c.bench_function("set_overwrite", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            black_box(cache.store(StoreMode::Set, &keys[i], 0, 0, &value, 0, NOW))
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,420 @@
+//! The membership agent: one background thread per node that loads saved
+//! state, learns from peers before the node serves, then every
+//! [`GOSSIP_INTERVAL`] (or at once after a local change) watches the node
+//! file, re-evaluates failures and exchanges full state with every peer.
+//!
+//! Peers are contacted on their cache port with `cluster sync <len>`; each
+//! exchange is a push and a pull, so one round trip suffices for two nodes to
+//! agree. Exchanges run in parallel, one short-lived thread per peer, with
+//! short timeouts, so a dead peer never delays the others.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use super::node::NodeEntry;
+use super::state::{Change, Replica};
+use super::{nodefile, wire, Cluster, GOSSIP_INTERVAL};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+const IO_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Where the agent reports: `(level, message)`; level 0 is always shown,
+/// 1 with `-v`, 2 with `-vv`.
+pub type Log = Arc<dyn Fn(u8, &str) + Send + Sync>;
+
+pub struct Agent {
+    cluster: Arc<Cluster>,
+    log: Log,
+    conns: HashMap<SocketAddr, TcpStream>,
+    /// The `--join` target until one exchange with it succeeded.
+    join: Option<String>,
+    /// The last error of each peer that is failing, so each outage is
+    /// logged once, not every round.
+    failing: HashMap<SocketAddr, String>,
+    last_file: Option<Vec<u8>>,
+}
+
+impl Agent {
+    pub fn new(cluster: Arc<Cluster>, log: Log) -> Agent {
+        let join = cluster.opts.join.clone();
+        Agent {
+            cluster,
+            log,
+            conns: HashMap::new(),
+            join,
+            failing: HashMap::new(),
+            last_file: None,
+        }
+    }
+
+    /// Runs before the node serves: loads the saved state, reads the node
+    /// file, learns the cluster's state from reachable peers, and publishes
+    /// the first pair. A bad node file at start-up is an error.
+    pub fn bootstrap(&mut self) -> Result<(), String> {
+        let opts = self.cluster.opts.clone();
+        if let Some(path) = &opts.state_file {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let mut saved = wire::decode(&bytes)
+                        .map_err(|e| format!("--cluster-state {}: {e}", path.display()))?;
+                    // Freshness is unknown after a restart: give every node
+                    // a full failure timeout to answer.
+                    for (_, silent) in &mut saved.records {
+                        *silent = Duration::ZERO;
+                    }
+                    self.cluster.with_state(|s| s.merge(saved, Instant::now()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("--cluster-state {}: {e}", path.display())),
+            }
+        }
+        let file = match &opts.file {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| format!("--cluster-file {}: {e}", path.display()))?;
+                let text = String::from_utf8_lossy(&bytes);
+                let nodes = nodefile::parse(&text)
+                    .map_err(|e| format!("--cluster-file {}: {e}", path.display()))?;
+                if !nodes.iter().any(|n| n.endpoint() == opts.me.endpoint()) {
+                    (self.log)(
+                        0,
+                        &format!(
+                            "cluster: this node ({}) is not in {}",
+                            opts.me,
+                            path.display()
+                        ),
+                    );
+                }
+                self.last_file = Some(bytes);
+                Some(nodes)
+            }
+            None => None,
+        };
+        // Pull only: an empty replica changes nothing on the peers, so they
+        // do not see this node half-started.
+        let pull = wire::encode(&Replica::default());
+        let mut targets = self.peer_addrs();
+        let me = opts.me.endpoint();
+        for n in file.iter().flatten().filter(|n| n.endpoint() != me) {
+            targets.extend(resolve(n));
+        }
+        let join_addr = self.join.as_deref().and_then(resolve_str);
+        if let Some(a) = join_addr {
+            targets.push(a);
+        } else if let Some(j) = &self.join {
+            (self.log)(0, &format!("cluster: cannot resolve --join {j}"));
+        }
+        targets.sort();
+        targets.dedup();
+        let mut joined = false;
+        for (addr, reply) in self.exchange_all(targets, &pull) {
+            if let Ok(bytes) = reply {
+                if Some(addr) == join_addr {
+                    joined = true;
+                }
+                self.absorb(&bytes);
+            }
+        }
+        if joined {
+            self.join = None;
+        } else if let Some(j) = &self.join {
+            (self.log)(
+                0,
+                &format!("cluster: --join {j} not reachable yet; retrying"),
+            );
+        }
+        let join = opts.join.is_some();
+        let change = self
+            .cluster
+            .with_state(|s| s.boot(file, join, Instant::now()));
+        self.report(change);
+        self.cluster.wake();
+        Ok(())
+    }
+
+    /// The agent loop, until [`Cluster::stop`].
+    pub fn run(mut self) {
+        loop {
+            let _ = self.cluster.wake_rx.recv_timeout(GOSSIP_INTERVAL);
+            if self.cluster.stopping() {
+                self.leave();
+                return;
+            }
+            self.watch_file();
+            let change = self
+                .cluster
+                .with_state(|s| s.republish(Instant::now(), None));
+            self.report(change);
+            self.gossip();
+        }
+    }
+
+    fn leave(&mut self) {
+        let joined = self
+            .cluster
+            .state
+            .lock()
+            .map(|s| s.joined())
+            .unwrap_or(false);
+        if !joined {
+            return;
+        }
+        self.cluster.with_state(|s| {
+            s.leave();
+            None::<Change>
+        });
+        (self.log)(1, "cluster: leaving");
+        self.gossip();
+    }
+
+    fn watch_file(&mut self) {
+        let Some(path) = self.cluster.opts.file.clone() else {
+            return;
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                if self.last_file.is_some() {
+                    (self.log)(
+                        0,
+                        &format!(
+                            "cluster: cannot read {}: {e}; keeping the last good list",
+                            path.display()
+                        ),
+                    );
+                    self.last_file = None;
+                }
+                return;
+            }
+        };
+        if self.last_file.as_deref() == Some(&bytes[..]) {
+            return;
+        }
+        match nodefile::parse(&String::from_utf8_lossy(&bytes)) {
+            Ok(nodes) => {
+                (self.log)(1, &format!("cluster: {} changed", path.display()));
+                let change = self
+                    .cluster
+                    .with_state(|s| s.file_changed(nodes, Instant::now()));
+                self.report(change);
+            }
+            Err(e) => (self.log)(
+                0,
+                &format!(
+                    "cluster: {}: {e}; keeping the last good list",
+                    path.display()
+                ),
+            ),
+        }
+        self.last_file = Some(bytes);
+    }
+
+    fn gossip(&mut self) {
+        let now = Instant::now();
+        let data = {
+            let s = self.cluster.state.lock().unwrap_or_else(|e| e.into_inner());
+            wire::encode(&s.replica(now))
+        };
+        let mut targets = self.peer_addrs();
+        let join_addr = self.join.as_deref().and_then(resolve_str);
+        if let Some(a) = join_addr {
+            if !targets.contains(&a) {
+                targets.push(a);
+            }
+        }
+        for (addr, reply) in self.exchange_all(targets, &data) {
+            match reply {
+                Ok(bytes) => {
+                    if Some(addr) == join_addr {
+                        (self.log)(1, &format!("cluster: joined via {addr}"));
+                        self.join = None;
+                    }
+                    if self.failing.remove(&addr).is_some() {
+                        (self.log)(1, &format!("cluster: {addr} answers again"));
+                    }
+                    self.absorb(&bytes);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if self.failing.get(&addr) != Some(&msg) {
+                        // A refusal (the peer's admin rule) needs the
+                        // operator; an unreachable peer is routine.
+                        let level = if e.kind() == io::ErrorKind::InvalidData {
+                            0
+                        } else {
+                            1
+                        };
+                        (self.log)(level, &format!("cluster: {addr}: {msg}"));
+                        self.failing.insert(addr, msg);
+                    }
+                }
+            }
+        }
+        let known: Vec<SocketAddr> = self.peer_addrs();
+        self.failing
+            .retain(|a, _| known.contains(a) || Some(*a) == join_addr);
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) {
+        match wire::decode(bytes) {
+            Ok(remote) => {
+                let change = self.cluster.with_state(|s| s.merge(remote, Instant::now()));
+                self.report(change);
+            }
+            Err(e) => (self.log)(1, &format!("cluster: bad reply from a peer: {e}")),
+        }
+    }
+
+    fn report(&self, change: Option<Change>) {
+        if let Some(c) = change {
+            (self.log)(1, &c.to_string());
+        }
+    }
+
+    fn peer_addrs(&self) -> Vec<SocketAddr> {
+        let peers = {
+            let s = self.cluster.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.peers()
+        };
+        let mut out: Vec<SocketAddr> = peers.iter().filter_map(resolve).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Exchanges `data` with every target in parallel; connections are kept
+    /// for the next round and dropped on any error.
+    fn exchange_all(
+        &mut self,
+        targets: Vec<SocketAddr>,
+        data: &[u8],
+    ) -> Vec<(SocketAddr, io::Result<Vec<u8>>)> {
+        let local = self.cluster.opts.me.ip.parse::<IpAddr>().ok();
+        let mut work: Vec<(SocketAddr, Option<TcpStream>)> = targets
+            .into_iter()
+            .map(|a| {
+                let c = self.conns.remove(&a);
+                (a, c)
+            })
+            .collect();
+        let results: Vec<(SocketAddr, Option<TcpStream>, io::Result<Vec<u8>>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = work
+                    .drain(..)
+                    .map(|(addr, mut conn)| {
+                        scope.spawn(move || {
+                            let r = exchange(&mut conn, addr, local, data);
+                            if r.is_err() {
+                                conn = None;
+                            }
+                            (addr, conn, r)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+        results
+            .into_iter()
+            .map(|(addr, conn, r)| {
+                if let Some(c) = conn {
+                    self.conns.insert(addr, c);
+                }
+                (addr, r)
+            })
+            .collect()
+    }
+}
+
+impl Cluster {
+    /// Stops the agent; a node that joined leaves first.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+}
+
+fn resolve(n: &NodeEntry) -> Option<SocketAddr> {
+    if let Ok(ip) = n.ip.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, n.port));
+    }
+    (n.host.as_str(), n.port).to_socket_addrs().ok()?.next()
+}
+
+fn resolve_str(hostport: &str) -> Option<SocketAddr> {
+    hostport.to_socket_addrs().ok()?.next()
+}
+
+/// One push-pull exchange on a (possibly reused) connection.
+fn exchange(
+    conn: &mut Option<TcpStream>,
+    addr: SocketAddr,
+    local: Option<IpAddr>,
+    data: &[u8],
+) -> io::Result<Vec<u8>> {
+    if conn.is_none() {
+        *conn = Some(connect(addr, local)?);
+    }
+    let stream = conn.as_mut().expect("connected");
+    let mut req = format!("cluster sync {}\r\n", data.len()).into_bytes();
+    req.extend_from_slice(data);
+    req.extend_from_slice(b"\r\n");
+    stream.write_all(&req)?;
+    read_reply(stream)
+}
+
+fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if let Some(ip) = local {
+        // Node-to-node traffic leaves from this node's own address.
+        if ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified() {
+            sock.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+    }
+    sock.connect_timeout(&addr.into(), CONNECT_TIMEOUT)?;
+    let stream: TcpStream = sock.into();
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// Reads `CLUSTER <len>\r\n<data>\r\nEND\r\n`.
+fn read_reply(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line = std::str::from_utf8(&buf[..nl])
+                .map_err(|_| bad("reply is not text"))?
+                .trim_end();
+            let len: usize = line
+                .strip_prefix("CLUSTER ")
+                .and_then(|l| l.parse().ok())
+                .ok_or_else(|| bad(line))?;
+            if len > wire::MAX_LEN {
+                return Err(bad("reply too large"));
+            }
+            let total = nl + 1 + len + b"\r\nEND\r\n".len();
+            if buf.len() >= total {
+                if &buf[nl + 1 + len..total] != b"\r\nEND\r\n" {
+                    return Err(bad("bad reply framing"));
+                }
+                return Ok(buf[nl + 1..nl + 1 + len].to_vec());
+            }
+        } else if buf.len() > 512 {
+            return Err(bad("reply header too long"));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
