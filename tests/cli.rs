@@ -88,7 +88,18 @@ fn dash_h_prints_help() {
 #[test]
 fn memcached_flags_are_accepted_and_reported() {
     let s = Server::start(&[
-        "-b", "512", "-f", "1.5", "-n", "64", "-R", "5", "-U", "0", "-v", "-o",
+        "-b",
+        "512",
+        "-f",
+        "1.5",
+        "-n",
+        "64",
+        "-R",
+        "5",
+        "-U",
+        "0",
+        "-v",
+        "-o",
         "hashpower=20,slab_reassign,slab_automove=1,lru_crawler,idle_timeout=0,modern",
     ]);
     let mut c = s.conn();

@@ -181,11 +181,7 @@ fn concurrent_set_get_never_tears_values() {
                         c.set("shared", &vals[(t + i) % 4]);
                     } else {
                         let v = c.get("shared").unwrap();
-                        assert!(
-                            vals.contains(&v),
-                            "torn value of {} bytes",
-                            v.len()
-                        );
+                        assert!(vals.contains(&v), "torn value of {} bytes", v.len());
                     }
                 }
             })
@@ -202,7 +198,14 @@ fn many_connections_at_once() {
     let mut conns: Vec<Conn> = (0..200).map(|_| s.conn()).collect();
     // Everything is sent before anything is read: every connection is live at the same time.
     for (i, c) in conns.iter_mut().enumerate() {
-        c.send(&store_cmd("set", &format!("c{i}"), i as u32, 0, format!("v{i}").as_bytes(), ""));
+        c.send(&store_cmd(
+            "set",
+            &format!("c{i}"),
+            i as u32,
+            0,
+            format!("v{i}").as_bytes(),
+            "",
+        ));
         c.send(format!("get c{i}\r\n").as_bytes());
     }
     for (i, c) in conns.iter_mut().enumerate() {
@@ -226,7 +229,10 @@ fn slow_reader_does_not_block_others() {
     for _ in 0..20 {
         let mut b = Conn::connect(addr);
         b.set_timeout(std::time::Duration::from_secs(2));
-        b.roundtrip(b"set other 0 0 2\r\nok\r\nget other\r\n", b"STORED\r\nVALUE other 0 2\r\nok\r\nEND\r\n");
+        b.roundtrip(
+            b"set other 0 0 2\r\nok\r\nget other\r\n",
+            b"STORED\r\nVALUE other 0 2\r\nok\r\nEND\r\n",
+        );
     }
     let mut want = format!("VALUE big 0 {}\r\n", big.len()).into_bytes();
     want.extend_from_slice(&big);

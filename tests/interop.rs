@@ -85,7 +85,8 @@ fn tool(s: &Server, name: &str, args: &[&str]) -> (bool, String) {
     let path = format!("/usr/bin/{name}");
     require_tool(&path, "libmemcached-tools");
     let mut cmd = Command::new(path);
-    cmd.arg(format!("--servers=127.0.0.1:{}", s.port())).args(args);
+    cmd.arg(format!("--servers=127.0.0.1:{}", s.port()))
+        .args(args);
     let (st, out, err) = run_with_timeout(cmd, Duration::from_secs(30));
     (st.success(), format!("{out}{err}"))
 }
@@ -104,7 +105,10 @@ fn libmemcached_operator_tools() {
     assert!(ok, "memccp: {out}");
     let (ok, out) = tool(&s, "memccat", &["greeting.txt"]);
     assert!(ok, "memccat: {out}");
-    assert!(out.starts_with("hello from a file\n"), "memccat printed {out:?}");
+    assert!(
+        out.starts_with("hello from a file\n"),
+        "memccat printed {out:?}"
+    );
     let (ok, out) = tool(&s, "memcexist", &["greeting.txt"]);
     assert!(ok, "memcexist: {out}");
     let (ok, out) = tool(&s, "memctouch", &["--expire=100", "greeting.txt"]);

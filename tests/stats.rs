@@ -436,5 +436,8 @@ fn stats_cachedump_lists_keys_of_a_class() {
     });
     assert!(found, "stats cachedump {class} 0 answered {}", esc(&last));
     c.roundtrip(b"stats cachedump\r\n", b"CLIENT_ERROR bad command line\r\n");
-    c.roundtrip(b"stats cachedump 200 0\r\n", b"CLIENT_ERROR Illegal slab id\r\n");
+    c.roundtrip(
+        b"stats cachedump 200 0\r\n",
+        b"CLIENT_ERROR Illegal slab id\r\n",
+    );
 }

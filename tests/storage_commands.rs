@@ -337,7 +337,10 @@ fn append_data_over_item_limit_is_too_large() {
     c.set("k", b"base");
     let val = vec![b'z'; 1024 * 1024];
     c.send(&store_cmd("append", "k", 0, 0, &val, ""));
-    c.roundtrip(b"get k\r\n", b"SERVER_ERROR object too large for cache\r\nVALUE k 0 4\r\nbase\r\nEND\r\n");
+    c.roundtrip(
+        b"get k\r\n",
+        b"SERVER_ERROR object too large for cache\r\nVALUE k 0 4\r\nbase\r\nEND\r\n",
+    );
 }
 
 #[test]

@@ -129,6 +129,7 @@ pub struct Server {
     pub kind: Target,
     addrs: Vec<SocketAddr>,
     stderr: Arc<Mutex<Vec<String>>>,
+    exit_expected: bool,
 }
 
 impl Server {
@@ -192,6 +193,7 @@ impl Server {
             kind: Target::Ferrocache,
             addrs,
             stderr,
+            exit_expected: false,
         }
     }
 
@@ -209,7 +211,10 @@ impl Server {
                 cmd.args(["-l", "127.0.0.1"]);
             }
             cmd.args(["-p", &port.to_string()]);
-            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+            cmd.args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn memcached");
             let (stderr, _rx) = drain_stderr(&mut child);
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -219,7 +224,10 @@ impl Server {
                 if let Ok(Some(status)) = child.try_wait() {
                     // Give the stderr reader a moment to collect the reason.
                     thread::sleep(Duration::from_millis(50));
-                    last_err = format!("exited with {status}: {}", stderr.lock().unwrap().join("\n"));
+                    last_err = format!(
+                        "exited with {status}: {}",
+                        stderr.lock().unwrap().join("\n")
+                    );
                     if !last_err.contains("Address already in use") {
                         panic!("memcached {args:?} {last_err}");
                     }
@@ -227,7 +235,13 @@ impl Server {
                 }
                 if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                     drop(s);
-                    return Server { child: Some(child), kind: Target::Memcached, addrs: vec![addr], stderr };
+                    return Server {
+                        child: Some(child),
+                        kind: Target::Memcached,
+                        addrs: vec![addr],
+                        stderr,
+                        exit_expected: false,
+                    };
                 }
                 if Instant::now() > deadline {
                     last_err = format!("did not accept on {addr} within 5 s");
@@ -276,6 +290,7 @@ impl Server {
 
     /// Waits up to `timeout` for the server to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.exit_expected = true;
         let deadline = Instant::now() + timeout;
         let child = self.child.as_mut().expect("server already reaped");
         loop {
@@ -298,6 +313,16 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // A server that died on its own (crash, panic, abort) explains a failing test.
+            if let Ok(Some(status)) = c.try_wait() {
+                if !self.exit_expected {
+                    eprintln!(
+                        "{:?} server exited by itself with {status}; stderr:\n{}",
+                        self.kind,
+                        self.stderr.lock().unwrap().join("\n")
+                    );
+                }
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
