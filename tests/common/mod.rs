@@ -234,7 +234,17 @@ impl Server {
                     break; // port trouble: next attempt
                 }
                 if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                    drop(s);
+                    // Something answers on the port, but it may be another process that took
+                    // the port first: only accept our own child, identified by its pid.
+                    match stats_pid(s) {
+                        Some(pid) if pid == child.id() => {}
+                        _ => {
+                            last_err = format!("port {port} is answered by another process");
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break;
+                        }
+                    }
                     return Server {
                         child: Some(child),
                         kind: Target::Memcached,
@@ -325,6 +335,23 @@ impl Drop for Server {
             }
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// Asks a freshly connected server for `stats` and returns its pid.
+fn stats_pid(mut s: TcpStream) -> Option<u32> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"stats\r\n").ok()?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 || line.starts_with("END") {
+            return None;
+        }
+        if let Some(pid) = line.strip_prefix("STAT pid ") {
+            return pid.trim().parse().ok();
         }
     }
 }
