@@ -12,9 +12,12 @@
 //!   `$CAS` becomes the CAS value of the most recent `VALUE … <cas>` (or meta `c<cas>`) that
 //!   server sent.
 //!
-//! Reading a step's reply: memcached's reply is everything that arrives until the connection
-//! stays quiet for a short period (or closes); ferrocache's reply is read until it ends with
-//! the same last line as memcached's (normalised), then a quiet period catches extra bytes.
+//! Reading a step's reply: after every complete step the same barrier is sent to both servers
+//! (store a private key with `noreply`, then `get` it); everything received before the
+//! barrier's reply is the step's reply, on both sides, whatever the timing. A step that ends
+//! without a line end (`\!`) gets no barrier (it would become part of the line): memcached's
+//! reply is read until a quiet period or a close, and the subject's until it ends like
+//! memcached's. The barrier key appears only in `stats` figures, which are normalised away.
 //!
 //! `SBS_TRACE=1` prints each step's reference reply and timing on stderr.
 
@@ -28,6 +31,14 @@ const QUIET: Duration = Duration::from_millis(30);
 const FIRST_BYTE: Duration = Duration::from_millis(400);
 const SLOW_SIDE_LIMIT: Duration = Duration::from_secs(3);
 const DIVERGED_QUIET: Duration = Duration::from_millis(100);
+const PARTIAL_FIRST_BYTE: Duration = Duration::from_secs(1);
+const BARRIER_LIMIT: Duration = Duration::from_secs(10);
+
+/// Sent after every complete step: its reply marks the end of the step's own reply, so the
+/// comparison does not depend on timing. (A key of its own, stored again each time because the
+/// session may flush.)
+const BARRIER: &[u8] = b"set __sbs_barrier 0 0 1 noreply\r\nB\r\nget __sbs_barrier\r\n";
+const BARRIER_REPLY: &[u8] = b"VALUE __sbs_barrier 0 1\r\nB\r\nEND\r\n";
 
 struct Step {
     line_no: usize,
@@ -36,7 +47,8 @@ struct Step {
 }
 
 enum StepKind {
-    Send(Vec<u8>),
+    /// Bytes to send, and whether the step deliberately ends without a line end.
+    Send(Vec<u8>, bool),
     Reconnect,
 }
 
@@ -108,20 +120,20 @@ fn parse_session(text: &str) -> (Vec<String>, Vec<Step>) {
                 kind: StepKind::Reconnect,
             });
         } else {
-            let bytes = match line.strip_suffix("\\!") {
-                Some(partial) => unescape(partial),
+            let (bytes, partial) = match line.strip_suffix("\\!") {
+                Some(partial) => (unescape(partial), true),
                 None => {
                     let mut b = unescape(line);
                     if !b.ends_with(b"\n") {
                         b.extend_from_slice(b"\r\n");
                     }
-                    b
+                    (b, false)
                 }
             };
             steps.push(Step {
                 line_no: n + 1,
                 raw: line.to_string(),
-                kind: StepKind::Send(bytes),
+                kind: StepKind::Send(bytes, partial),
             });
         }
     }
@@ -136,6 +148,14 @@ struct Side {
 }
 
 impl Side {
+    /// A copy that shares the CAS numbering so far, for normalising without side effects.
+    fn clone_numbering(&self) -> Side {
+        Side {
+            cas_names: self.cas_names.clone(),
+            last_cas: None,
+        }
+    }
+
     fn cas_token(&mut self, v: &str) -> String {
         let n = self.cas_names.len() + 1;
         let id = *self.cas_names.entry(v.to_string()).or_insert(n);
@@ -252,6 +272,36 @@ fn fill_cas(b: &[u8], side: &Side) -> Vec<u8> {
 struct Reply {
     bytes: Vec<u8>,
     closed: bool,
+}
+
+/// Reads up to the barrier's reply (which is removed), or until the connection closes.
+fn read_to_barrier(c: &mut Conn) -> Reply {
+    let deadline = Instant::now() + BARRIER_LIMIT;
+    let mut bytes = Vec::new();
+    loop {
+        if bytes.ends_with(BARRIER_REPLY) {
+            bytes.truncate(bytes.len() - BARRIER_REPLY.len());
+            return Reply {
+                bytes,
+                closed: false,
+            };
+        }
+        let (got, closed) = c.read_some(Duration::from_millis(100));
+        bytes.extend(got);
+        if closed {
+            return Reply {
+                bytes,
+                closed: true,
+            };
+        }
+        if Instant::now() > deadline {
+            bytes.extend_from_slice(b" <no reply to the barrier>");
+            return Reply {
+                bytes,
+                closed: false,
+            };
+        }
+    }
 }
 
 /// Reads until `QUIET` passes without data (waiting up to `first` for the first byte).
@@ -381,13 +431,23 @@ fn run_session(file: &str) {
                 rc = reference.conn();
                 sc = subject.conn();
             }
-            StepKind::Send(bytes) => {
+            StepKind::Send(bytes, partial) => {
                 let rb = fill_cas(bytes, &rs);
                 let sb = fill_cas(bytes, &ss);
                 let r_ok = rc.try_send(&rb);
                 let s_ok = sc.try_send(&sb);
                 let t0 = Instant::now();
-                let want = read_reply_quiet(&mut rc, FIRST_BYTE);
+                let (want, got);
+                if *partial {
+                    want = read_reply_quiet(&mut rc, PARTIAL_FIRST_BYTE);
+                    let want_norm = rs.clone_numbering().normalise(&want.bytes);
+                    got = read_reply_like(&mut sc, &ss, &want, &want_norm);
+                } else {
+                    rc.try_send(BARRIER);
+                    sc.try_send(BARRIER);
+                    want = read_to_barrier(&mut rc);
+                    got = read_to_barrier(&mut sc);
+                }
                 if std::env::var("SBS_TRACE").is_ok() {
                     eprintln!(
                         "{:?} line {} {}",
@@ -397,7 +457,6 @@ fn run_session(file: &str) {
                     );
                 }
                 let want_norm = rs.normalise(&want.bytes);
-                let got = read_reply_like(&mut sc, &ss, &want, &want_norm);
                 let got_norm = ss.normalise(&got.bytes);
                 let show = |r: &Reply, n: &[u8], ok: bool| {
                     format!(
