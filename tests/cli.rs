@@ -221,3 +221,17 @@ fn shipped_example_config_is_valid() {
     let s = Server::start(&["--config", p.to_str().unwrap()]);
     s.conn().roundtrip(b"version\r\n", b"VERSION ");
 }
+
+#[test]
+fn port_in_use_is_an_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    assert_rejected(&["-l", "127.0.0.1", "-p", &port]);
+}
+
+#[test]
+fn udp_port_other_than_zero_is_rejected() {
+    // UDP is not served; asking for it must not be silently ignored.
+    ferrocache_only!();
+    assert_rejected(&["-p", "0", "-U", "11211"]);
+}
