@@ -280,6 +280,44 @@ const ACCEPTED_NOOPS: &[&str] = &[
     "read_buf_mem_limit",
 ];
 
+impl Args {
+    /// The command line as file keys: what it sets, and nothing else. Switch
+    /// flags (`-M`, `-A`, …) can only turn their behaviour on.
+    fn overrides(&self) -> FileConfig {
+        let on = |flag: bool| flag.then_some(true);
+        FileConfig {
+            port: self.port,
+            listen: self.listen.clone(),
+            threads: self.threads,
+            memory_limit: self.memory_limit,
+            conn_limit: self.conn_limit,
+            max_item_size: self.max_item_size.clone(),
+            growth_factor: self.growth_factor,
+            slab_min_size: self.slab_min_size,
+            disable_evictions: on(self.disable_evictions),
+            disable_cas: on(self.disable_cas),
+            listen_backlog: self.backlog,
+            max_reqs_per_event: self.reqs_per_event,
+            enable_shutdown: on(self.enable_shutdown),
+            disable_flush_all: on(self.disable_flush_all),
+            verbose: (self.verbose > 0).then_some(self.verbose),
+            // -o options are applied after, from their own syntax.
+            hashpower: None,
+            slab_reassign: None,
+            slab_automove: None,
+            lru_crawler: None,
+            idle_timeout: None,
+            cluster_file: self.cluster_file.clone(),
+            join: self.join.clone(),
+            cluster_host: self.cluster_host.clone(),
+            cluster_ip: self.cluster_ip.clone(),
+            cluster_admin: self.cluster_admin.clone(),
+            cluster_failure_timeout: self.cluster_failure_timeout,
+            cluster_state: self.cluster_state.clone(),
+        }
+    }
+}
+
 impl Settings {
     /// Resolves settings from the command line (and the config file it names).
     pub fn from_args(args: &Args) -> Result<Settings, String> {
@@ -292,75 +330,18 @@ impl Settings {
 
     fn resolve(args: &Args, file: &FileConfig) -> Result<Settings, String> {
         let mut s = Settings::default();
-
-        // The file first, then the command line over it.
-        apply_file(&mut s, file)?;
-
-        if let Some(p) = args.port {
-            s.port = p;
-        }
-        if let Some(l) = &args.listen {
-            s.listen = parse_listen(l)?;
-        }
-        if let Some(t) = args.threads {
-            s.threads = t;
-        }
-        if let Some(m) = args.memory_limit {
-            s.cache.mem_limit = megabytes(m)?;
-        }
-        if let Some(c) = args.conn_limit {
-            s.max_connections = c;
-        }
-        if let Some(i) = &args.max_item_size {
-            s.cache.item_size_max = item_size(i)?;
-        }
-        if let Some(f) = args.growth_factor {
-            s.cache.growth_factor = f;
-        }
-        if let Some(n) = args.slab_min_size {
-            s.cache.chunk_size_min = n;
-        }
-        if args.disable_evictions {
-            s.cache.evict = false;
-        }
-        if args.disable_cas {
-            s.cache.use_cas = false;
-        }
-        if let Some(b) = args.backlog {
-            s.backlog = b;
-        }
-        if let Some(r) = args.reqs_per_event {
-            s.reqs_per_event = r;
-        }
-        if args.enable_shutdown {
-            s.enable_shutdown = true;
-        }
-        if args.disable_flush_all {
-            s.flush_enabled = false;
-        }
+        // The file first, then the command line over it, through one path so
+        // a flag and its file key can never mean different things.
+        apply(&mut s, file)?;
+        apply(&mut s, &args.overrides())?;
         if let Some(u) = args.udp_port {
             if u != 0 {
                 return Err("-U: UDP is not supported; only -U 0 is accepted".into());
             }
         }
-        if args.verbose > 0 {
-            s.verbosity = args.verbose;
-        }
         for opts in &args.extended {
             apply_extended(&mut s, opts)?;
         }
-        apply_cluster(
-            &mut s.cluster,
-            &ClusterArgs {
-                file: &args.cluster_file,
-                join: &args.join,
-                host: &args.cluster_host,
-                ip: &args.cluster_ip,
-                admin: &args.cluster_admin,
-                failure_timeout: args.cluster_failure_timeout,
-                state: &args.cluster_state,
-            },
-        )?;
         s.validate()?;
         Ok(s)
     }
@@ -407,7 +388,8 @@ fn load_file(path: &Path) -> Result<FileConfig, String> {
     })
 }
 
-fn apply_file(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
+/// Applies every key that is set.
+fn apply(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     if let Some(p) = f.port {
         s.port = p;
     }

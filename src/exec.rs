@@ -47,6 +47,8 @@ pub struct Context<'a> {
 
 /// memcached refuses `cache_memlimit` below this many megabytes.
 const MEMLIMIT_MIN_MB: u64 = 8;
+/// memcached takes a larger `cache_memlimit` for a byte count by mistake.
+const MEMLIMIT_MAX_MB: u64 = 1_000_000_000;
 
 /// Executes `request`. `resume` is the index of the first key still to
 /// answer of a paused multi-key read (0 otherwise).
@@ -84,10 +86,13 @@ pub fn execute<S: Sink>(
                     });
                     continue;
                 }
-                if deadline.is_some() {
+                // memcached counts gat/gats as touches only.
+                let touching = deadline.is_some();
+                if touching {
                     stats.cmd_touch.incr();
+                } else {
+                    stats.cmd_get.incr();
                 }
-                stats.cmd_get.incr();
                 let found = state.cache.get(key, now, deadline, |item| {
                     out.reply(&Response::Value {
                         key: item.key,
@@ -96,18 +101,12 @@ pub fn execute<S: Sink>(
                         data: item.value,
                     });
                 });
-                match found {
-                    Lookup::Hit(()) => {
-                        stats.get_hits.incr();
-                        if deadline.is_some() {
-                            stats.touch_hits.incr();
-                        }
-                    }
-                    miss => {
+                match (found, touching) {
+                    (Lookup::Hit(()), true) => stats.touch_hits.incr(),
+                    (Lookup::Hit(()), false) => stats.get_hits.incr(),
+                    (_, true) => stats.touch_misses.incr(),
+                    (miss, false) => {
                         stats.get_misses.incr();
-                        if deadline.is_some() {
-                            stats.touch_misses.incr();
-                        }
                         match miss {
                             Lookup::Expired => stats.get_expired.incr(),
                             Lookup::Flushed => stats.get_flushed.incr(),
@@ -251,16 +250,15 @@ pub fn execute<S: Sink>(
                 out.reply(&Response::Line(
                     "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
                 ));
-            } else if let Some(bytes) = megabytes
-                .checked_mul(1024 * 1024)
-                .and_then(|b| usize::try_from(b).ok())
-            {
-                state.cache.set_mem_limit(bytes);
-                out.reply(&Response::Ok);
-            } else {
+            } else if megabytes > MEMLIMIT_MAX_MB {
                 out.reply(&Response::Line(
                     "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
                 ));
+            } else {
+                state
+                    .cache
+                    .set_mem_limit((megabytes as usize).saturating_mul(1024 * 1024));
+                out.reply(&Response::Ok);
             }
         }
         Request::Stats { group } => stats_report(group, cx, out),

@@ -153,6 +153,24 @@ fn get_counters() {
 }
 
 #[test]
+fn gat_counts_as_touch_not_get() {
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    c.set("a", b"1");
+    c.send(b"gat 10 a b\r\n");
+    c.read_get_reply();
+    c.send(b"gats 10 a\r\n");
+    c.read_get_reply();
+    let st = c.stats("");
+    assert_eq!(num(&st, "cmd_touch"), 3);
+    assert_eq!(num(&st, "touch_hits"), 2);
+    assert_eq!(num(&st, "touch_misses"), 1);
+    assert_eq!(num(&st, "cmd_get"), 0);
+    assert_eq!(num(&st, "get_hits"), 0);
+    assert_eq!(num(&st, "get_misses"), 0);
+}
+
+#[test]
 fn set_counters_and_items() {
     let s = Server::start(&[]);
     let mut c = s.conn();
