@@ -196,7 +196,25 @@ impl Side {
             if text.starts_with("VALUE ") && text.ends_with("\r\n") {
                 let parts: Vec<&str> = text.trim_end_matches("\r\n").split(' ').collect();
                 if parts.len() == 4 || parts.len() == 5 {
-                    let mut l = parts[..4].join(" ");
+                    let mut data: &[u8] = &[];
+                    let mut data_len = parts[3].to_string();
+                    if let Ok(len) = parts[3].parse::<usize>() {
+                        let data_end = (i + len + 2).min(reply.len());
+                        data = &reply[i..data_end];
+                        i = data_end;
+                        // Rule 4: a number that incr/decr left padded with spaces.
+                        if let Some(body) = data.strip_suffix(b"\r\n") {
+                            let digits = body.iter().take_while(|b| b.is_ascii_digit()).count();
+                            if digits > 0
+                                && digits < body.len()
+                                && body[digits..].iter().all(|&b| b == b' ')
+                            {
+                                data = &data[..digits];
+                                data_len = digits.to_string();
+                            }
+                        }
+                    }
+                    let mut l = format!("{} {} {} {}", parts[0], parts[1], parts[2], data_len);
                     // Rule 3: CAS unique values.
                     if parts.len() == 5 {
                         self.last_cas = Some(parts[4].to_string());
@@ -205,10 +223,9 @@ impl Side {
                     }
                     l.push_str("\r\n");
                     out.extend_from_slice(l.as_bytes());
-                    if let Ok(len) = parts[3].parse::<usize>() {
-                        let data_end = (i + len + 2).min(reply.len());
-                        out.extend_from_slice(&reply[i..data_end]);
-                        i = data_end;
+                    out.extend_from_slice(data);
+                    if data.len() == data_len.parse::<usize>().unwrap_or(usize::MAX) {
+                        out.extend_from_slice(b"\r\n");
                     }
                     continue;
                 }
@@ -418,6 +435,12 @@ fn run_session(file: &str) {
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (args, steps) = parse_session(&text);
+    run_steps(file, &args, &steps);
+}
+
+/// Sends `steps` to a fresh memcached and a fresh subject and compares every reply.
+fn run_steps(name: &str, args: &[String], steps: &[Step]) {
+    let file = name;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     require_memcached();
     let reference = Server::start_kind(Target::Memcached, &args);
@@ -425,7 +448,7 @@ fn run_session(file: &str) {
     let (mut rc, mut sc) = (reference.conn(), subject.conn());
     let (mut rs, mut ss) = (Side::default(), Side::default());
     let mut mismatches = Vec::new();
-    for step in &steps {
+    for step in steps {
         match &step.kind {
             StepKind::Reconnect => {
                 rc = reference.conn();
@@ -516,5 +539,178 @@ fn normalisation_rules() {
         esc(b"VERSION <version>\r\nSTAT <stats>\r\nEND\r\nVALUE k 0 3 <cas1>\r\nabc\r\nVALUE j 0 3 <cas2>\r\nVERSION 9\r\nVALUE k 0 1 <cas1>\r\nz\r\nEND\r\nHD c<cas2>\r\n")
     );
     assert_eq!(s.last_cas.as_deref(), Some("78"));
+    let n = Side::default().normalise(b"VALUE n 0 3\r\n99 \r\nVALUE m 0 3\r\n 99\r\nEND\r\n");
+    assert_eq!(
+        esc(&n),
+        esc(b"VALUE n 0 2\r\n99\r\nVALUE m 0 3\r\n 99\r\nEND\r\n")
+    );
     assert_eq!(unescape(r"a\r\n{3*x}\x00\\"), b"a\r\nxxx\0\\");
+}
+
+/// A small deterministic generator (xorshift64*), so random sessions are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn pick<'a, T: ?Sized>(&mut self, xs: &[&'a T]) -> &'a T {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// One random step from a grammar of classic text commands, valid and invalid. Nothing in it
+/// depends on time passing or on memory pressure.
+fn random_step(rng: &mut Rng) -> Vec<u8> {
+    let keys: &[&str] = &["a", "b", "c", "n", "big", "k:1", "\x01k"];
+    let values: &[&[u8]] = &[
+        b"",
+        b"1",
+        b"10",
+        b"99",
+        b"abc",
+        b"18446744073709551615",
+        b"a\r\nb\0c",
+        b" 12",
+        b"-5",
+        b"END\r\nVALUE x 0 1\r\n",
+    ];
+    let flags: &[&str] = &["0", "0", "0", "0", "1", "4294967295", "abc", "-1"];
+    let exptimes: &[&str] = &["0", "0", "0", "0", "0", "0", "-1", "1000", "2592000", "abc"];
+    let deltas: &[&str] = &[
+        "0",
+        "1",
+        "5",
+        "18446744073709551615",
+        "abc",
+        "-1",
+        "18446744073709551616",
+    ];
+    let key = |rng: &mut Rng| rng.pick(keys).to_string();
+    let noreply = |rng: &mut Rng| if rng.chance(15) { " noreply" } else { "" };
+    let mut out = Vec::new();
+    match rng.next() % 14 {
+        0..=3 => {
+            let verb = rng.pick(&["set", "add", "replace", "append", "prepend", "cas"]);
+            let k = key(rng);
+            let v = rng.pick(values);
+            // Mostly the right length; sometimes a wrong one.
+            let len = if rng.chance(90) {
+                v.len()
+            } else {
+                (v.len() + 1).saturating_sub((rng.next() % 3) as usize)
+            };
+            let cas = if verb == "cas" {
+                if rng.chance(70) {
+                    " $CAS".to_string()
+                } else {
+                    format!(" {}", rng.next() % 1000)
+                }
+            } else {
+                String::new()
+            };
+            let nr = noreply(rng);
+            out.extend(
+                format!(
+                    "{verb} {k} {} {} {len}{cas}{nr}\r\n",
+                    rng.pick(flags),
+                    rng.pick(exptimes)
+                )
+                .bytes(),
+            );
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+        }
+        4..=6 => {
+            let verb = rng.pick(&["get", "gets", "gat 0", "gats 1000", "get", "gets"]);
+            out.extend(verb.bytes());
+            for _ in 0..1 + rng.next() % 4 {
+                out.push(b' ');
+                out.extend(key(rng).bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        7..=8 => {
+            let verb = rng.pick(&["incr", "decr"]);
+            let k = key(rng);
+            let nr = noreply(rng);
+            out.extend(format!("{verb} {k} {}{nr}\r\n", rng.pick(deltas)).bytes());
+        }
+        9 => {
+            let k = key(rng);
+            let nr = noreply(rng);
+            out.extend(format!("delete {k}{nr}\r\n").bytes());
+        }
+        10 => {
+            let k = key(rng);
+            let nr = noreply(rng);
+            out.extend(format!("touch {k} {}{nr}\r\n", rng.pick(exptimes)).bytes());
+        }
+        11 => {
+            let junk: &[&[u8]] = &[
+                b"",
+                b"GET a",
+                b"bogus",
+                b"set a",
+                b"incr",
+                b"\x00\xff",
+                b"get \x00",
+                b"flush_all abc",
+                b"verbosity",
+                b"gets",
+            ];
+            out.extend_from_slice(rng.pick(junk));
+            out.extend_from_slice(b"\r\n");
+        }
+        12 => out.extend_from_slice(rng.pick(&[
+            &b"flush_all\r\n"[..],
+            b"version\r\n",
+            b"stats\r\n",
+            b"verbosity 1\r\n",
+        ])),
+        _ => {
+            // Several commands in one write.
+            let a = random_step(rng);
+            let b = random_step(rng);
+            out.extend(a);
+            out.extend(b);
+        }
+    }
+    out
+}
+
+fn random_session(seed: u64, n: usize) {
+    let mut rng = Rng(seed);
+    let steps: Vec<Step> = (0..n)
+        .map(|i| {
+            let bytes = random_step(&mut rng);
+            Step {
+                line_no: i + 1,
+                raw: esc_short(&bytes),
+                kind: StepKind::Send(bytes, false),
+            }
+        })
+        .collect();
+    run_steps(&format!("random session {seed:#x}"), &[], &steps);
+}
+
+#[test]
+fn random_session_1_matches_memcached() {
+    random_session(0x9e37_79b9_7f4a_7c15, 1500);
+}
+
+#[test]
+fn random_session_2_matches_memcached() {
+    random_session(0x1234_5678_9abc_def1, 1500);
+}
+
+#[test]
+fn random_session_3_matches_memcached() {
+    random_session(0x0bad_cafe_f00d_d00d, 1500);
 }
