@@ -224,3 +224,19 @@ fn multiget_of_large_values() {
         assert!(v.len() == 100_000 && v.iter().all(|b| *b == b'a' + (i % 26) as u8));
     }
 }
+
+#[test]
+fn rejected_multiget_keeps_earlier_pipelined_replies() {
+    // memcached 1.6.18 drops the replies to earlier commands of the same read here (the set
+    // is still performed); ferrocache answers every command (docs/compat.md).
+    ferrocache_only!();
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    let long = "k".repeat(251);
+    c.roundtrip(
+        format!("version\r\nset a 0 0 1\r\nx\r\nget {long}\r\nget a\r\n").as_bytes(),
+        b"VERSION ",
+    );
+    c.read_line();
+    c.expect(b"STORED\r\nCLIENT_ERROR bad command line format\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+}
