@@ -215,13 +215,24 @@ fn multiget_of_large_values() {
     for (i, k) in keys.iter().enumerate() {
         c.set_full(k, i as u32, 0, &vec![b'a' + (i % 26) as u8; 100_000]);
     }
-    c.send(format!("get {}\r\n", keys.join(" ")).as_bytes());
-    let r = c.read_get_reply();
-    assert_eq!(r.len(), 100);
-    for (i, (k, f, v, _)) in r.iter().enumerate() {
-        assert_eq!(k, keys[i].as_bytes());
-        assert_eq!(*f, i as u32);
-        assert!(v.len() == 100_000 && v.iter().all(|b| *b == b'a' + (i % 26) as u8));
+    // 10 MB per reply, far more than socket buffers hold; on the connection that stored the
+    // values, then on fresh ones.
+    for round in 0..8 {
+        let mut fresh;
+        let c = if round % 2 == 0 {
+            &mut c
+        } else {
+            fresh = s.conn();
+            &mut fresh
+        };
+        c.send(format!("get {}\r\n", keys.join(" ")).as_bytes());
+        let r = c.read_get_reply();
+        assert_eq!(r.len(), 100, "round {round}");
+        for (i, (k, f, v, _)) in r.iter().enumerate() {
+            assert_eq!(k, keys[i].as_bytes());
+            assert_eq!(*f, i as u32);
+            assert!(v.len() == 100_000 && v.iter().all(|b| *b == b'a' + (i % 26) as u8));
+        }
     }
 }
 

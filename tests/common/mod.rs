@@ -289,7 +289,13 @@ impl Server {
 
     /// Everything the server printed on stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+        let lines = self.stderr.lock().unwrap();
+        let shown: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| *l != STDERR_EOF)
+            .collect();
+        shown.join("\n")
     }
 
     /// Sends a signal (e.g. `libc::SIGTERM`) to the server process.
@@ -322,19 +328,39 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // A server that died on its own (crash, panic, abort) explains a failing test.
-            if let Ok(Some(status)) = c.try_wait() {
-                if !self.exit_expected {
-                    eprintln!(
-                        "{:?} server exited by itself with {status}; stderr:\n{}",
-                        self.kind,
-                        self.stderr.lock().unwrap().join("\n")
-                    );
-                }
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        // A server that died on its own (crash, panic, abort) explains a failing test.
+        let died = match c.try_wait() {
+            Ok(Some(status)) if !self.exit_expected => Some(status),
+            _ => None,
+        };
+        let _ = c.kill();
+        let _ = c.wait();
+        // Let the stderr reader reach the end of the stream (bounded).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline
+            && self.stderr.lock().unwrap().last().map(String::as_str) != Some(STDERR_EOF)
+        {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let err = self.stderr();
+        if let Some(status) = died {
+            eprintln!(
+                "{:?} server exited by itself with {status}; stderr:\n{err}",
+                self.kind
+            );
+        }
+        // A panic inside the server (for example in one worker thread, which leaves the
+        // process running) fails the test even if every reply it checked was right.
+        if self.kind == Target::Ferrocache && err.contains("panicked at") {
+            let excerpt: String = err.lines().take(40).collect::<Vec<_>>().join("\n");
+            if thread::panicking() {
+                eprintln!("the server panicked internally; stderr:\n{excerpt}");
+            } else {
+                panic!("the server panicked internally; stderr:\n{excerpt}");
             }
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -364,6 +390,8 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
     let pipe = child.stderr.take().expect("stderr piped");
     let l2 = lines.clone();
     thread::spawn(move || {
+        // Marks the end of the stream once the loop below returns.
+        let _eof = EofMark(l2.clone());
         let mut r = BufReader::new(pipe);
         let mut buf = Vec::new();
         loop {
@@ -381,6 +409,17 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
         }
     });
     (lines, rx)
+}
+
+/// The last line pushed by the stderr reader, so `Server::drop` knows it has seen everything.
+const STDERR_EOF: &str = "\u{0}<end of stderr>";
+
+struct EofMark(Arc<Mutex<Vec<String>>>);
+
+impl Drop for EofMark {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push(STDERR_EOF.to_string());
+    }
 }
 
 /// Runs a binary to completion with a timeout; returns (status, stdout, stderr).
