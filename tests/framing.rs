@@ -195,6 +195,8 @@ fn large_multiget_read_slowly() {
     for (i, k) in keys.iter().enumerate() {
         c.set(k, &vec![b'a' + (i % 26) as u8; 100_000]);
     }
+    // A small receive buffer keeps the server's writes to this client small and partial.
+    let mut c = Conn::connect_small_rcvbuf(s.addr(), 16 * 1024);
     for round in 0..12 {
         c.send(format!("get {}\r\nversion\r\n", keys.join(" ")).as_bytes());
         // Alternate between reading at once and letting the server fill the socket first.

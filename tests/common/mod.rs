@@ -499,6 +499,27 @@ impl Conn {
         n as usize + self.rbuf.len()
     }
 
+    /// Connects with a small receive buffer, so the server can only ever write a little at a
+    /// time to this client (its send window is bounded by our buffer).
+    pub fn connect_small_rcvbuf(addr: SocketAddr, bytes: usize) -> Conn {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        sock.connect_timeout(&addr.into(), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let stream: TcpStream = sock.into();
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            stream,
+            timeout: READ_TIMEOUT,
+            rbuf: Vec::new(),
+        }
+    }
+
     pub fn set_timeout(&mut self, t: Duration) {
         self.timeout = t;
         self.stream.set_read_timeout(Some(t)).unwrap();
