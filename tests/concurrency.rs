@@ -267,3 +267,30 @@ fn pipelined_flood_does_not_starve_others() {
     }
     assert_eq!(flooder.join().unwrap(), b"20000");
 }
+
+#[test]
+fn clients_vanishing_mid_reply() {
+    // Clients that disconnect in the middle of a large reply (or right after asking for it)
+    // must not disturb the server or anyone else.
+    let s = Server::start(&["-t", "2"]);
+    let mut c = s.conn();
+    let keys: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    for k in &keys {
+        c.set(k, &vec![b'v'; 100_000]);
+    }
+    let get = format!("get {}\r\n", keys.join(" "));
+    for i in 0..20 {
+        let mut gone = Conn::connect_small_rcvbuf(s.addr(), 16 * 1024);
+        gone.send(get.as_bytes());
+        if i % 2 == 0 {
+            gone.read_exact_n(50_000 + i * 1000);
+        }
+        drop(gone);
+    }
+    let r = {
+        c.send(get.as_bytes());
+        c.read_get_reply()
+    };
+    assert_eq!(r.len(), 40);
+    assert_server_healthy(&s, "v0", &vec![b'v'; 100_000]);
+}
