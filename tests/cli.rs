@@ -235,3 +235,17 @@ fn udp_port_other_than_zero_is_rejected() {
     ferrocache_only!();
     assert_rejected(&["-p", "0", "-U", "11211"]);
 }
+
+#[test]
+fn common_tuning_options_are_accepted() {
+    // Options that deployment scripts commonly pass to memcached must not stop the server.
+    let s = Server::start(&[
+        "-o",
+        "modern,lru_maintainer,no_lru_crawler,no_slab_reassign,hash_algorithm=murmur3",
+    ]);
+    let mut c = s.conn();
+    c.set("k", b"v");
+    let st = c.stats("settings");
+    assert_eq!(st.get("lru_crawler").map(String::as_str), Some("no"));
+    assert_eq!(st.get("slab_reassign").map(String::as_str), Some("no"));
+}
