@@ -7,6 +7,9 @@
 //! memcached-compatible flags instead, which is how every expectation in this suite is checked
 //! against the reference server.
 //!
+//! Dropping a `Server` also checks its stderr: a ferrocache that logged an internal panic (say
+//! in one worker thread, which leaves the process running) fails the test.
+//!
 //! `Conn` is a blocking TCP connection with a read timeout and byte-exact assertions.
 
 #![allow(dead_code)]
