@@ -2,6 +2,8 @@
 //! state, emitting responses into a [`Sink`]. It never sees sockets or wire
 //! formats; the codec behind the sink decides the bytes.
 
+mod meta;
+
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -262,6 +264,12 @@ pub fn execute<S: Sink>(
             }
         }
         Request::Stats { group } => stats_report(group, cx, out),
+        Request::MetaGet { .. }
+        | Request::MetaSet { .. }
+        | Request::MetaDelete { .. }
+        | Request::MetaArith { .. }
+        | Request::MetaDebug { .. }
+        | Request::MetaNoop => return meta::execute(request, cx, out),
         Request::ConfigGet { key } => {
             if key != CONFIG_KEY {
                 out.reply(&Response::Error);

@@ -6,6 +6,8 @@
 
 pub use crate::storage::{ArithOp, StoreMode};
 
+use crate::protocol::meta::{MetaFlags, MetaKey};
+
 /// The keys of a multi-key retrieval, as written on the command line: one or
 /// more keys separated by spaces. Already validated by the parser; iterating
 /// yields each key without allocating.
@@ -107,6 +109,32 @@ pub enum Request<'a> {
     CacheMemlimit { megabytes: u64, noreply: bool },
     /// `stats [group]`.
     Stats { group: StatsGroup<'a> },
+    /// Meta get (`mg`): a lookup whose flags pick what to return and may
+    /// touch, vivify or ask for the recache win.
+    MetaGet {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+    },
+    /// Meta set (`ms`) with its data block.
+    MetaSet {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+        value: &'a [u8],
+    },
+    /// Meta delete (`md`): remove, invalidate or empty an item.
+    MetaDelete {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+    },
+    /// Meta arithmetic (`ma`).
+    MetaArith {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+    },
+    /// Meta debug (`me <key> [b]`).
+    MetaDebug { key: MetaKey<'a> },
+    /// Meta no-op (`mn`): answers `MN`, marking the end of a quiet pipeline.
+    MetaNoop,
     /// `config get <key>` (auto discovery; only `cluster` exists).
     ConfigGet { key: &'a [u8] },
     /// `config set <key> <flags> <bytes> [noreply]` + data block.

@@ -132,6 +132,8 @@ impl Conn {
         }
     }
 
+    /// Queued bytes not yet written. While a sink holds the buffer it is
+    /// empty here, and `wpos` is 0 outside `flush`, so this never underflows.
     fn pending_output(&self) -> usize {
         self.wbuf.len() - self.wpos
     }
@@ -145,7 +147,14 @@ impl Conn {
                     self.wpos += n;
                     cx.stats.bytes_written.add(n as u64);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Drop what was written, so the buffer holds only unsent
+                    // bytes (it cannot grow behind a slow reader) and
+                    // `wpos` is 0 whenever the buffer is handed to a sink.
+                    self.wbuf.drain(..self.wpos);
+                    self.wpos = 0;
+                    return Ok(false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -313,6 +322,7 @@ impl Conn {
         budget: &mut usize,
     ) -> io::Result<(usize, Stop)> {
         if self.pending_output() > 0 {
+            debug_assert_eq!(self.wpos, 0, "written bytes are dropped when a flush stops");
             let mut wbuf = std::mem::take(&mut self.wbuf);
             let r = self.process(input, &mut wbuf, cx, limits, budget);
             self.wbuf = wbuf;

@@ -63,6 +63,7 @@ mod crawler;
 mod evict;
 mod index;
 mod item;
+mod meta;
 mod slabs;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -75,6 +76,8 @@ use evict::Ghost;
 use index::{lock, Index};
 use item::{item_size, Item, FETCHED, LINKED, OWNED};
 use slabs::Slabs;
+
+pub use meta::{DebugInfo, MetaArith, MetaDeleteOpts, MetaGetOpts, MetaStoreOpts, MetaView};
 
 /// How a store combines the new value with what is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -646,6 +649,7 @@ impl Cache {
             it.time().store(now, Ordering::Relaxed);
             // A new value has not been read yet; its frequency stays.
             it.access().fetch_and(!FETCHED, Ordering::Relaxed);
+            it.clear_meta();
             self.total_items.fetch_add(1, Ordering::Relaxed);
             Some(cas)
         }
@@ -799,6 +803,11 @@ impl Cache {
             // SAFETY (this block's reads and the in-place write): live item
             // under its stripe lock.
             let old_cas = unsafe { it.cas() };
+            // memcached rejects an empty value before it looks at the CAS.
+            // SAFETY: as above.
+            if unsafe { it.vlen() } == 0 {
+                return ArithOutcome::NonNumeric;
+            }
             if cas != 0 && self.reported(old_cas) != cas {
                 return ArithOutcome::Exists;
             }
@@ -811,7 +820,7 @@ impl Cache {
                 ArithOp::Decr => cur.saturating_sub(delta),
             };
             let digits = arith::format_u64(value, &mut buf);
-            it.mark_access();
+            it.bump_freq();
             // SAFETY: as above.
             let (olen, oflags) = unsafe { (it.vlen(), it.flags()) };
             if digits.len() <= olen {
@@ -848,7 +857,7 @@ impl Cache {
             let nit = self.slabs.item(loc);
             // SAFETY: we own `loc`, sized for the digits.
             unsafe { nit.init(key, digits.len(), oflags, oexp, now, 0) }.copy_from_slice(digits);
-            nit.access().store(FETCHED | 1, Ordering::Relaxed);
+            nit.access().store(1, Ordering::Relaxed);
             let new_cas = self.link(&mut t, hash, loc, Some(old));
             drop(t);
             self.release(old, None);

@@ -74,6 +74,9 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
         Response::ClientError(error) => line(out, b"CLIENT_ERROR ", error.message().as_bytes()),
         Response::ServerError(error) => line(out, b"SERVER_ERROR ", error.message().as_bytes()),
         Response::Line(text) => line(out, b"", text.as_bytes()),
+        Response::Meta(reply) => crate::protocol::meta::encode(reply, out),
+        Response::MetaDebug(reply) => crate::protocol::meta::encode_debug(reply, out),
+        Response::MetaNoop => out.extend_from_slice(b"MN\r\n"),
     }
 }
 

@@ -69,6 +69,10 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"config" => config::config(tokens, buf, next, limits),
         b"cluster" => config::cluster(tokens, buf, next, limits),
         // memcached ignores anything after these two.
+        b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me" => {
+            crate::protocol::meta::parse_command(command, tokens.rest(), buf, next, limits)
+                .unwrap_or_else(|| invalid(Response::Error, next, false))
+        }
         b"version" => request(Request::Version, next),
         b"quit" => request(Request::Quit, next),
         _ => invalid(Response::Error, next, false),
