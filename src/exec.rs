@@ -463,6 +463,13 @@ fn stats_report<S: Sink>(group: StatsGroup<'_>, cx: &Context<'_>, out: &mut S) {
             out.reply(&Response::Reset);
             return;
         }
+        StatsGroup::CacheDump { class, limit } => {
+            if !cx.state.cache.is_class_id(class) {
+                out.reply(&Response::ClientError(ClientError::IllegalSlabId));
+                return;
+            }
+            cache_dump(class, limit, cx, out);
+        }
         StatsGroup::Other(_) => {
             out.reply(&Response::Error);
             return;
@@ -683,6 +690,29 @@ fn slab_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
         "total_malloced",
         StatValue::U64(cx.state.cache.stats().total_malloced),
     );
+}
+
+/// memcached stops a cachedump at 2 MiB of reply.
+const CACHEDUMP_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+fn cache_dump<S: Sink>(class: u32, limit: u32, cx: &Context<'_>, out: &mut S) {
+    let clock = &cx.state.clock;
+    let mut bytes = 0;
+    cx.state
+        .cache
+        .dump_class(class, limit as usize, clock.now(), |item| {
+            let expiry = match item.exptime {
+                0 => 0,
+                rel => clock.to_unix(rel),
+            };
+            out.reply(&Response::CacheDumpItem {
+                key: item.key,
+                bytes: item.value_len,
+                expiry,
+            });
+            bytes += item.key.len() + 32;
+            bytes < CACHEDUMP_MAX_BYTES
+        });
 }
 
 fn conn_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {

@@ -61,6 +61,8 @@ pub enum StatsGroup<'a> {
     Conns,
     /// `stats reset`: zero the resettable counters.
     Reset,
+    /// `stats cachedump <class> <limit>`: keys of one slab class.
+    CacheDump { class: u32, limit: u32 },
     /// Anything else; memcached answers with an error.
     Other(&'a [u8]),
 }

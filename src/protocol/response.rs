@@ -16,6 +16,10 @@ pub enum ClientError {
     NonNumericValue,
     /// `invalid numeric delta argument`
     InvalidDeltaArgument,
+    /// `bad command line` (a `stats cachedump` without its arguments)
+    BadCommandLine,
+    /// `Illegal slab id`
+    IllegalSlabId,
     /// `flush_all not allowed` (`-F`)
     FlushDisabled,
     /// `line too long`
@@ -68,6 +72,8 @@ impl ClientError {
             ClientError::BadCommandLineTermination => "bad command line termination",
             ClientError::NonNumericValue => "cannot increment or decrement non-numeric value",
             ClientError::InvalidDeltaArgument => "invalid numeric delta argument",
+            ClientError::BadCommandLine => "bad command line",
+            ClientError::IllegalSlabId => "Illegal slab id",
             ClientError::FlushDisabled => "flush_all not allowed",
             ClientError::LineTooLong => "line too long",
             ClientError::Unauthenticated => "unauthenticated",
@@ -178,6 +184,13 @@ pub enum Response<'a> {
     /// `CLIENT_ERROR <message>` with a message built for this request
     /// (which node of a cluster configuration is wrong, and why).
     ClientErrorText(&'a str),
+    /// One `ITEM <key> [<bytes> b; <expiry> s]` line of `stats cachedump`;
+    /// `expiry` is a unix time, or 0 for an item that never expires.
+    CacheDumpItem {
+        key: &'a [u8],
+        bytes: usize,
+        expiry: i64,
+    },
     /// A whole reply line with no common shape, worded individually by
     /// memcached (`ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
     Line(&'static str),

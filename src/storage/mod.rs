@@ -60,6 +60,8 @@
 
 mod arith;
 mod crawler;
+mod dump;
+pub use dump::DumpedItem;
 mod evict;
 mod index;
 mod item;

@@ -20,7 +20,7 @@ pub(crate) const NO_LOC: u32 = u32::MAX;
 /// Fewest pages a cache may use, whatever `-m` says.
 pub(crate) const MIN_PAGES: usize = 2;
 /// memcached's `MAX_NUMBER_OF_SLAB_CLASSES` less one.
-const MAX_CLASSES: usize = 63;
+pub(crate) const MAX_CLASSES: usize = 63;
 /// Upper bound on page-table slots (a million pages).
 const MAX_PAGE_SLOTS: usize = 1 << 20;
 /// Page alignment: chunk starts must be 8-aligned for the header atomics.

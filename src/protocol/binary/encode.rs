@@ -208,6 +208,7 @@ impl<'k> Reply<'k> {
             }
             Response::ClientError(_)
             | Response::ClientErrorText(_)
+            | Response::CacheDumpItem { .. }
             | Response::ClusterState(_)
             | Response::ErrorMsg(_)
             | Response::Line(_) => self.error(Status::InvalidArguments, out),

@@ -74,6 +74,18 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
         Response::ClientError(error) => line(out, b"CLIENT_ERROR ", error.message().as_bytes()),
         Response::ServerError(error) => line(out, b"SERVER_ERROR ", error.message().as_bytes()),
         Response::Line(text) => line(out, b"", text.as_bytes()),
+        Response::CacheDumpItem { key, bytes, expiry } => {
+            out.extend_from_slice(b"ITEM ");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b" [");
+            put_u64(out, bytes as u64);
+            out.extend_from_slice(b" b; ");
+            if expiry < 0 {
+                out.push(b'-');
+            }
+            put_u64(out, expiry.unsigned_abs());
+            out.extend_from_slice(b" s]\r\n");
+        }
         Response::Meta(reply) => crate::protocol::meta::encode(reply, out),
         Response::MetaDebug(reply) => crate::protocol::meta::encode_debug(reply, out),
         Response::MetaNoop => out.extend_from_slice(b"MN\r\n"),

@@ -493,6 +493,15 @@ fn stats(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
         Some(b"sizes") => StatsGroup::Sizes,
         Some(b"conns") => StatsGroup::Conns,
         Some(b"reset") => StatsGroup::Reset,
+        Some(b"cachedump") => {
+            let (Some(class), Some(limit)) = (tokens.next(), tokens.next()) else {
+                return client_error(ClientError::BadCommandLine, next, false);
+            };
+            match (parse_u32(class), parse_u32(limit)) {
+                (Some(class), Some(limit)) => StatsGroup::CacheDump { class, limit },
+                _ => return client_error(ClientError::BadCommandLineFormat, next, false),
+            }
+        }
         Some(other) => StatsGroup::Other(other),
     };
     request(Request::Stats { group }, next)
