@@ -241,11 +241,19 @@ impl Server {
                     // the port first: only accept our own child, identified by its pid.
                     match stats_pid(s) {
                         Some(pid) if pid == child.id() => {}
-                        _ => {
+                        Some(_) => {
                             last_err = format!("port {port} is answered by another process");
                             let _ = child.kill();
                             let _ = child.wait();
                             break;
+                        }
+                        None => {
+                            // No text `stats` (e.g. `-B binary`): a memcached that lost the
+                            // port exits at once, so one that is still running owns it.
+                            thread::sleep(Duration::from_millis(300));
+                            if !matches!(child.try_wait(), Ok(None)) {
+                                continue;
+                            }
                         }
                     }
                     return Server {
@@ -370,7 +378,7 @@ impl Drop for Server {
 
 /// Asks a freshly connected server for `stats` and returns its pid.
 fn stats_pid(mut s: TcpStream) -> Option<u32> {
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
     s.write_all(b"stats\r\n").ok()?;
     let mut r = BufReader::new(s);
     let mut line = String::new();
