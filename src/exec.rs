@@ -377,6 +377,7 @@ pub fn execute<S: Sink>(
                 }
             }
         }
+        Request::ConfigList => out.reply(&Response::ConfigKeys(CONFIG_KEY)),
         Request::ClusterSync { data } => {
             let allowed = state
                 .conn_peer(cx.conn_id)
@@ -413,7 +414,11 @@ fn may_administer(cx: &Context<'_>) -> bool {
 }
 
 fn refuse<S: Sink>(out: &mut S, e: &ConfigError) {
-    out.reply(&Response::ClientErrorText(&e.to_string()));
+    match e {
+        // A fixed reply the binary codec can tell apart (an auth error).
+        ConfigError::NotAdmin => out.reply(&Response::ClientError(ClientError::ClusterNotAdmin)),
+        _ => out.reply(&Response::ClientErrorText(&e.to_string())),
+    }
 }
 
 fn log_change(state: &ServerState, change: Option<&Change>) {
