@@ -374,8 +374,10 @@ pub fn kill_and_return_with(program: &std::path::Path, policy: FailurePolicy) {
         assert_eq!(owner[*key], victim, "error on a live node's key: {error}");
     }
     if mode != FailoverMode::FailFast {
-        // In-flight requests at the moment of ejection may still fail; new ones do not.
-        assert!(errors_after_ejection <= 8, "{errors_after_ejection}");
+        // Requests in flight when the ejection happened may still fail, and the test sees the
+        // ejection only at its next poll, so a few more land after it on a busy machine; a
+        // node that kept failing after ejection would show thousands here.
+        assert!(errors_after_ejection <= 32, "{errors_after_ejection}");
     }
     // Ejection follows the first failed probe; readmission the first probe after the restart.
     let slack = Duration::from_secs(2);
