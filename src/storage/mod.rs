@@ -1,5 +1,5 @@
 //! The item store: a memcached-style slab allocator (pages of `-I` bytes up to
-//! `-m`, size classes growing by `-f`), a concurrent hash index, per-class
+//! `-m`, size classes growing by `√-f`), a concurrent hash index, per-class
 //! eviction, lazy and background expiry, and page rebalancing between classes.
 //!
 //! Storage knows nothing of protocols, connections or the wall clock: every
@@ -18,7 +18,7 @@
 //! items once full), a 2-byte ghost slot per 256 bytes of `-m`. No
 //! per-item queue links or hash chain pointers: see `evict`.
 //!
-//! Example, 10-byte key and 100-byte value: 133 bytes in a 152-byte chunk
+//! Example, 10-byte key and 100-byte value: 133 bytes in a 144-byte chunk
 //! plus ~8.5 bytes outside, against memcached's 169 in a 192-byte chunk
 //! plus its 8-byte buckets.
 //!
