@@ -138,6 +138,28 @@ fn command_text(line: &[u8]) -> &[u8] {
     }
 }
 
+/// Index of the first space in `s`, eight bytes at a time. Tokens are short
+/// (a key, a number), where a vectorised search costs more to set up than
+/// it saves; this is the classic "has a zero byte" test on `word ^ spaces`,
+/// whose lowest flagged byte is always the first match.
+#[inline]
+fn find_space(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word) ^ (ONES * u64::from(b' '));
+        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zero != 0 {
+            return Some(i + (zero.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..].iter().position(|&b| b == b' ').map(|p| i + p)
+}
+
 /// Space-separated tokens of a command line; empty tokens are skipped.
 struct Tokens<'a> {
     line: &'a [u8],
@@ -150,14 +172,17 @@ impl<'a> Tokens<'a> {
     }
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let rest = self.line.get(self.pos..)?;
-        let start = self.pos + rest.iter().position(|&b| b != b' ')?;
-        let len = self.line[start..]
-            .iter()
-            .position(|&b| b == b' ')
-            .unwrap_or(self.line.len() - start);
-        self.pos = start + len;
-        Some(&self.line[start..start + len])
+        let line = self.line;
+        let mut start = self.pos;
+        while start < line.len() && line[start] == b' ' {
+            start += 1;
+        }
+        if start >= line.len() {
+            return None;
+        }
+        let end = find_space(&line[start..]).map_or(line.len(), |n| start + n);
+        self.pos = end;
+        Some(&line[start..end])
     }
 
     /// What is left of the line, unsplit.
@@ -243,7 +268,7 @@ fn retrieval(mut tokens: Tokens<'_>, next: usize, with_cas: bool, touch: bool) -
             i += 1;
             continue;
         }
-        let key_end = memchr(b' ', &rest[i..]).map_or(rest.len(), |n| i + n);
+        let key_end = find_space(&rest[i..]).map_or(rest.len(), |n| i + n);
         if key_end - i > KEY_MAX_LENGTH {
             return client_error(ClientError::BadCommandLineFormat, next, false);
         }
@@ -564,5 +589,24 @@ fn parse_i64(token: &[u8]) -> Option<i64> {
         }
         (false, value) => i64::try_from(value).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod find_space_tests {
+    use super::find_space;
+
+    #[test]
+    fn agrees_with_a_byte_scan() {
+        let bytes = [b' ', b'a', 0x80, 0xa0, 0x1f, 0x21, 0xff, 0x00];
+        for len in 0..40 {
+            for seed in 0..64u64 {
+                let s: Vec<u8> = (0..len)
+                    .map(|i| bytes[((seed.wrapping_mul(31) + i as u64 * (seed | 1)) % 8) as usize])
+                    .collect();
+                let want = s.iter().position(|&b| b == b' ');
+                assert_eq!(find_space(&s), want, "{s:?}");
+            }
+        }
     }
 }
