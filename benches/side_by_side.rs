@@ -127,8 +127,10 @@ struct Sample {
     value: f64,
     p99_us: f64,
     p50_us: f64,
-    /// Server CPU microseconds per request.
-    cpu_us: f64,
+    /// Server CPU microseconds per request: user, system; client total.
+    user_us: f64,
+    sys_us: f64,
+    client_us: f64,
     /// Secondary figure (items stored, RSS per connection).
     extra: f64,
 }
@@ -181,12 +183,27 @@ fn throughput_load(id: &str, secs: f64) -> Load {
     l
 }
 
-/// Runs `load` against `p`; also returns the server's CPU seconds.
-fn measure(p: &Proc, load: &Load) -> (Report, f64) {
-    let cpu0 = support::cpu_seconds(p.pid());
+/// CPU seconds used during a run: server user, server system, client.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    user: f64,
+    sys: f64,
+    client: f64,
+}
+
+/// Runs `load` against `p`, measuring CPU on both sides.
+fn measure(p: &Proc, load: &Load) -> (Report, Cpu) {
+    let (u0, s0) = support::cpu_split(p.pid());
+    let c0 = support::cpu_seconds(0);
     let r = loadgen::run(p.addr, load)
         .unwrap_or_else(|e| panic!("{}: wrong answer or broken run: {e}", p.name));
-    (r, support::cpu_seconds(p.pid()) - cpu0)
+    let (u1, s1) = support::cpu_split(p.pid());
+    let cpu = Cpu {
+        user: u1 - u0,
+        sys: s1 - s0,
+        client: support::cpu_seconds(0) - c0,
+    };
+    (r, cpu)
 }
 
 fn enabled(o: &Opts, id: &str) -> bool {
@@ -218,7 +235,10 @@ fn main() {
                 let load = throughput_load(id, o.secs);
                 for &s in &order {
                     let (r, cpu) = measure(&procs[s], &load);
-                    println!("round {round} {id} {:<10} {r}", SERVERS[s]);
+                    println!(
+                        "round {round} {id} {:<10} {r}  server cpu user {:.2}s sys {:.2}s, client {:.2}s",
+                        SERVERS[s], cpu.user, cpu.sys, cpu.client
+                    );
                     assert_eq!(r.server_errors, 0, "server errors in {id}");
                     res.push(
                         id,
@@ -227,7 +247,9 @@ fn main() {
                             value: r.ops_per_sec(),
                             p99_us: r.latency_us(0.99),
                             p50_us: r.latency_us(0.5),
-                            cpu_us: cpu * 1e6 / r.requests as f64,
+                            user_us: cpu.user * 1e6 / r.requests as f64,
+                            sys_us: cpu.sys * 1e6 / r.requests as f64,
+                            client_us: cpu.client * 1e6 / r.requests as f64,
                             extra: r.hit_ratio(),
                         },
                     );
@@ -458,16 +480,20 @@ fn render(res: &Results, o: &Opts) -> String {
     if !tp.is_empty() {
         let _ = writeln!(
             t,
-            "\nLatency (medians over rounds of each run's percentile) and server CPU per request:\n\n\
-             | scenario | p50 fc / mc (µs) | p99 fc / mc (µs) | p99 ratio | server CPU µs/req fc / mc |\n|---|---|---|---|---|"
+            "\nLatency (medians over rounds of each run's percentile) and CPU per request \
+             (server user + system time from /proc, client = the load generator):\n\n\
+             | scenario | p50 fc / mc (µs) | p99 fc / mc (µs) | p99 ratio | server user µs/req fc / mc | server sys µs/req fc / mc | client µs/req with fc / mc |\n|---|---|---|---|---|---|---|"
         );
         for (id, s) in tp {
             let (f50, m50) = (med(&s[0], |x| x.p50_us), med(&s[1], |x| x.p50_us));
             let (f99, m99) = (med(&s[0], |x| x.p99_us), med(&s[1], |x| x.p99_us));
-            let (fc, mc) = (med(&s[0], |x| x.cpu_us), med(&s[1], |x| x.cpu_us));
+            let m = |f: fn(&Sample) -> f64| (med(&s[0], f), med(&s[1], f));
+            let (fu, mu) = m(|x| x.user_us);
+            let (fs, ms) = m(|x| x.sys_us);
+            let (fcl, mcl) = m(|x| x.client_us);
             let _ = writeln!(
                 t,
-                "| {id} | {f50:.0} / {m50:.0} | {f99:.0} / {m99:.0} | {:.2}× | {fc:.2} / {mc:.2} |",
+                "| {id} | {f50:.0} / {m50:.0} | {f99:.0} / {m99:.0} | {:.2}× | {fu:.2} / {mu:.2} | {fs:.2} / {ms:.2} | {fcl:.2} / {mcl:.2} |",
                 f99 / m99
             );
         }

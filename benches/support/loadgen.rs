@@ -439,9 +439,12 @@ enum Kind {
 
 struct Conn {
     stream: TcpStream,
+    /// Read buffer; bytes `rpos..rlen` are read and not yet parsed. Its
+    /// length only grows (zero-filling spare capacity on every read would
+    /// cost the client more than parsing).
     rbuf: Vec<u8>,
-    /// Parsed up to here.
     rpos: usize,
+    rlen: usize,
     wbuf: Vec<u8>,
     inflight: VecDeque<Kind>,
     /// Keys of the gets in flight, in order.
@@ -470,8 +473,17 @@ struct Tally {
     server_errors: u64,
 }
 
+/// Index of the first `\r\n`.
 fn find_crlf(b: &[u8]) -> Option<usize> {
-    b.windows(2).position(|w| w == b"\r\n")
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\n', &b[from..]) {
+        let at = from + i;
+        if at > 0 && b[at - 1] == b'\r' {
+            return Some(at - 1);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn parse_u64(b: &[u8]) -> Option<u64> {
@@ -486,6 +498,15 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
     }
     Some(v)
+}
+
+/// The id in a key's zero-padded digits.
+fn key_id(digits: &[u8]) -> Option<u64> {
+    let first = digits.iter().position(|&d| d != b'0');
+    match first {
+        None => digits.iter().all(|&d| d == b'0').then_some(0),
+        Some(i) => parse_u64(&digits[i..]),
+    }
 }
 
 struct Shared<'a> {
@@ -562,7 +583,6 @@ impl Shared<'_> {
                 let mut next = 0; // index into `asked` of the next possible key
                 let mut pos = 0;
                 let mut hits = 0;
-                let mut key = Vec::with_capacity(self.load.key_len);
                 loop {
                     let Some(eol) = find_crlf(&buf[pos..]) else {
                         return Ok(Parsed::Incomplete);
@@ -592,14 +612,17 @@ impl Shared<'_> {
                         return Ok(Parsed::Incomplete);
                     }
                     // The key must be one asked for, in order.
+                    let got = (k.len() == self.load.key_len && k.first() == Some(&b'k'))
+                        .then(|| key_id(&k[1..]))
+                        .flatten();
                     let mut found = None;
-                    while next < asked.len() {
-                        key.clear();
-                        write_key(asked[next], self.load.key_len, &mut key);
-                        next += 1;
-                        if key == k {
-                            found = Some(asked[next - 1]);
-                            break;
+                    if let Some(got) = got {
+                        while next < asked.len() {
+                            next += 1;
+                            if asked[next - 1] == got {
+                                found = Some(got);
+                                break;
+                            }
                         }
                     }
                     let Some(id) = found else {
@@ -712,8 +735,9 @@ fn drive(
     for _ in 0..nconns {
         conns.push(Conn {
             stream: connect(addr)?,
-            rbuf: Vec::with_capacity(64 * 1024),
+            rbuf: vec![0; 64 * 1024],
             rpos: 0,
+            rlen: 0,
             wbuf: Vec::with_capacity(16 * 1024),
             inflight: VecDeque::with_capacity(load.pipeline),
             keylog: Vec::new(),
@@ -771,24 +795,23 @@ fn drive(
         }
         // Read every reply.
         for c in conns.iter_mut() {
-            c.rbuf.clear();
             c.rpos = 0;
+            c.rlen = 0;
             while let Some(&kind) = c.inflight.front() {
-                let parsed = shared.parse_reply(kind, &c.keylog, &c.rbuf[c.rpos..])?;
+                let parsed = shared.parse_reply(kind, &c.keylog, &c.rbuf[c.rpos..c.rlen])?;
                 match parsed {
                     Parsed::Incomplete => {
-                        if c.rpos > 0 && c.rpos == c.rbuf.len() {
-                            c.rbuf.clear();
+                        if c.rpos > 0 {
+                            c.rbuf.copy_within(c.rpos..c.rlen, 0);
+                            c.rlen -= c.rpos;
                             c.rpos = 0;
                         }
-                        let len = c.rbuf.len();
-                        if c.rbuf.capacity() - len < 16 * 1024 {
-                            c.rbuf.reserve(64 * 1024);
+                        if c.rbuf.len() - c.rlen < 16 * 1024 {
+                            let grown = c.rbuf.len() * 2;
+                            c.rbuf.resize(grown, 0);
                         }
-                        let cap = c.rbuf.capacity();
-                        c.rbuf.resize(cap, 0);
-                        let n = c.stream.read(&mut c.rbuf[len..])?;
-                        c.rbuf.truncate(len + n);
+                        let n = c.stream.read(&mut c.rbuf[c.rlen..])?;
+                        c.rlen += n;
                         if n == 0 {
                             return Err(LoadError("server closed the connection".into()));
                         }
@@ -822,7 +845,7 @@ fn drive(
                     }
                 }
             }
-            if c.rpos != c.rbuf.len() {
+            if c.rpos != c.rlen {
                 return Err(LoadError("unexpected bytes after the last reply".into()));
             }
         }
