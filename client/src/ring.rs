@@ -258,10 +258,16 @@ impl Ring {
 
     /// The server that owns a precomputed [`key_hash`].
     pub fn lookup_hash(&self, hash: u32) -> usize {
+        self.locate_hash(hash).1
+    }
+
+    /// The ring point that owns a precomputed [`key_hash`], and its server: the first point
+    /// `>=` the hash, or the lowest point when the hash lies past the highest one.
+    pub fn locate_hash(&self, hash: u32) -> (u32, usize) {
         let at = self.points.partition_point(|&(point, _)| point < hash);
         // Past the highest point the continuum wraps to the lowest one.
-        let (_, server) = self.points.get(at).unwrap_or(&self.points[0]);
-        *server as usize
+        let (point, server) = self.points.get(at).unwrap_or(&self.points[0]);
+        (*point, *server as usize)
     }
 
     /// spymemcached's failover order for `key`: the primary, then the servers found by

@@ -258,3 +258,30 @@ fn newer_versions_supersede() {
     assert!(!config.supersedes(Some(5)));
     assert!(!config.supersedes(Some(6)));
 }
+
+/// Random and mutated configuration replies never panic the parser.
+#[test]
+fn random_input_never_panics() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let mut buf = LOCAL.to_vec();
+        for _ in 0..(1 + next() % 4) {
+            let at = (next() as usize) % buf.len();
+            match next() % 3 {
+                0 => buf[at] = next() as u8,
+                1 => buf.truncate(at.max(1)),
+                _ => buf.insert(at, b"|\n 0"[(next() % 4) as usize]),
+            }
+        }
+        if let Ok(Some(reply)) = parse_reply(&buf) {
+            assert!(reply.consumed <= buf.len());
+            assert!(reply.config.version > 0 && !reply.config.nodes.is_empty());
+        }
+    }
+}

@@ -403,6 +403,17 @@ impl Conn {
         }
     }
 
+    /// Bytes the kernel has received for this connection that nobody has
+    /// read yet (FIONREAD).
+    pub fn unread_bytes(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer we pass.
+        let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+        assert_eq!(rc, 0, "FIONREAD failed");
+        n as usize + self.rbuf.len()
+    }
+
     pub fn set_timeout(&mut self, t: Duration) {
         self.timeout = t;
         self.stream.set_read_timeout(Some(t)).unwrap();

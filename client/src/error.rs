@@ -1,0 +1,166 @@
+//! Errors returned by [`Client`](crate::Client) operations.
+//!
+//! The variants fall into three groups, and [`Error::is_node_failure`] tells them apart:
+//!
+//! - **server replies** that are not a success (`NOT_STORED`, `EXISTS`, `NOT_FOUND`, `ERROR`,
+//!   `CLIENT_ERROR …`, `SERVER_ERROR …`): the node is healthy, the request was refused;
+//! - **node failures** (connect errors, timeouts, closed connections, garbled replies,
+//!   fast-failed nodes): the node, not the request, is the problem;
+//! - **routing and input** problems (no servers known yet, invalid keys).
+
+use std::io;
+
+use crate::discovery::ReplyError;
+
+/// Result alias for client operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `NOT_STORED`: the condition of `add`, `replace`, `append` or `prepend` did not hold.
+    #[error("not stored")]
+    NotStored,
+    /// `EXISTS`: the item changed since its CAS value was read.
+    #[error("cas mismatch: the item was modified")]
+    Exists,
+    /// `NOT_FOUND`: the item does not exist (`cas`, `delete`, `incr`, `decr`, `touch`).
+    #[error("not found")]
+    NotFound,
+    /// `ERROR`: the server does not know the command.
+    #[error("the server does not know the command")]
+    UnknownCommand,
+    /// `CLIENT_ERROR <message>`: the server rejected the request as malformed.
+    #[error("client error from server: {0}")]
+    ClientError(String),
+    /// `SERVER_ERROR <message>`: the server could not carry out the request.
+    #[error("server error: {0}")]
+    ServerError(String),
+
+    /// The client was configured with unusable settings (no servers or seeds, a bad address).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+
+    /// The key is empty, longer than 250 bytes, or contains whitespace or control bytes.
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+
+    /// No server is known: discovery has not succeeded yet (the client keeps trying in the
+    /// background) or every server was removed.
+    #[error("no servers available: {0}")]
+    NoServers(String),
+    /// The node owning the key failed repeatedly and is skipped until a probe succeeds.
+    #[error("node {node} is marked failing; not contacted until a probe succeeds")]
+    NodeFailing {
+        /// `host:port` of the node.
+        node: String,
+    },
+    /// Opening a connection failed (refused, unreachable, DNS, connect timeout).
+    #[error("cannot connect to {node}: {source}")]
+    Connect {
+        /// `host:port` of the node.
+        node: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A read or write did not complete within its timeout.
+    #[error("timed out waiting for {node}")]
+    Timeout {
+        /// `host:port` of the node.
+        node: String,
+    },
+    /// The node closed the connection mid-reply.
+    #[error("connection closed by {node}")]
+    Closed {
+        /// `host:port` of the node.
+        node: String,
+    },
+    /// Another I/O error on an established connection.
+    #[error("i/o error with {node}: {source}")]
+    Io {
+        /// `host:port` of the node.
+        node: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Every pooled connection to the node stayed busy for the whole wait.
+    #[error("no free connection to {node} within the pool wait timeout")]
+    PoolTimeout {
+        /// `host:port` of the node.
+        node: String,
+    },
+    /// The node sent bytes that are not a valid reply to the request.
+    #[error("protocol error from {node}: {message}")]
+    Protocol {
+        /// `host:port` of the node.
+        node: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A configuration endpoint answered, but not with a usable cluster configuration.
+    #[error("bad cluster configuration from {endpoint}: {source}")]
+    Discovery {
+        /// `host:port` of the endpoint asked.
+        endpoint: String,
+        /// Why the reply was rejected.
+        #[source]
+        source: ReplyError,
+    },
+}
+
+impl Error {
+    /// Whether the error says something about the node's health (it counts towards marking
+    /// the node failing) rather than about the request.
+    pub fn is_node_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. }
+                | Error::Timeout { .. }
+                | Error::Closed { .. }
+                | Error::Io { .. }
+                | Error::Protocol { .. }
+        )
+    }
+
+    /// Whether the server answered with `NOT_FOUND`.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound)
+    }
+
+    /// The `host:port` of the node involved, for errors tied to one node.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Error::NodeFailing { node }
+            | Error::Connect { node, .. }
+            | Error::Timeout { node }
+            | Error::Closed { node }
+            | Error::Io { node, .. }
+            | Error::PoolTimeout { node }
+            | Error::Protocol { node, .. } => Some(node),
+            Error::Discovery { endpoint, .. } => Some(endpoint),
+            _ => None,
+        }
+    }
+
+    /// Maps an I/O error on an open connection to the matching variant.
+    pub(crate) fn from_io(node: &str, err: io::Error) -> Error {
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout {
+                node: node.to_owned(),
+            },
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Error::Closed {
+                node: node.to_owned(),
+            },
+            _ => Error::Io {
+                node: node.to_owned(),
+                source: err,
+            },
+        }
+    }
+}
