@@ -85,6 +85,9 @@ struct Args {
     warmup: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Check the Zipf sampler against the exact distribution and exit.
+    #[arg(long)]
+    check_zipf: bool,
     /// Ignored: cargo bench passes it to every bench target.
     #[arg(long, hide = true)]
     bench: bool,
@@ -96,8 +99,47 @@ fn parse_ratio(s: &str) -> f64 {
     a / (a + b)
 }
 
+/// Draws from the Zipf sampler and compares the frequencies of the top
+/// ranks with k^-s / H(n, s); exits non-zero beyond 3 % relative error.
+fn check_zipf() {
+    let mut bad = false;
+    for &(n, s) in &[
+        (1_000u64, 0.99f64),
+        (1_000, 1.0),
+        (100, 0.5),
+        (1_000_000, 0.99),
+    ] {
+        let z = loadgen::Zipf::new(n, s);
+        let mut rng = loadgen::Rng::new(7);
+        let draws = 2_000_000u64;
+        let mut top = [0u64; 11];
+        for _ in 0..draws {
+            let k = z.sample(&mut rng);
+            assert!((1..=n).contains(&k));
+            if k <= 10 {
+                top[k as usize] += 1;
+            }
+        }
+        let h: f64 = (1..=n).map(|k| (k as f64).powf(-s)).sum();
+        for k in [1usize, 2, 10] {
+            let got = top[k] as f64 / draws as f64;
+            let want = (k as f64).powf(-s) / h;
+            let err = (got - want).abs() / want;
+            bad |= err > 0.03;
+            println!(
+                "zipf n={n} s={s} rank {k}: {got:.5} expected {want:.5} ({:.1} %)",
+                err * 100.0
+            );
+        }
+    }
+    std::process::exit(i32::from(bad));
+}
+
 fn main() {
     let args = Args::parse();
+    if args.check_zipf {
+        check_zipf();
+    }
     let load = Load {
         threads: args.threads,
         conns: args.conns,
