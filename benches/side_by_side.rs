@@ -28,7 +28,7 @@ mod support;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use support::loadgen::{self, KeyDist, Load, Report, Stop, ValueSize};
+use support::loadgen::{self, KeyDist, Load, Protocol, Report, Stop, ValueSize};
 use support::Proc;
 
 struct Opts {
@@ -41,6 +41,7 @@ struct Opts {
     s7_conns: usize,
     only: Option<Vec<String>>,
     write: bool,
+    protocol: Protocol,
 }
 
 fn parse_opts() -> Opts {
@@ -54,6 +55,7 @@ fn parse_opts() -> Opts {
         s7_conns: 5000,
         only: None,
         write: true,
+        protocol: Protocol::Text,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -68,12 +70,13 @@ fn parse_opts() -> Opts {
             "--s7-conns" => o.s7_conns = val().parse().unwrap(),
             "--only" => o.only = Some(val().split(',').map(str::to_uppercase).collect()),
             "--no-write" => o.write = false,
+            "--protocol" => o.protocol = val().parse().unwrap(),
             "--write" => o.write = true,
             "-h" | "--help" => {
                 println!(
                     "side_by_side [--rounds 3] [--secs 3] [--server-threads 2] \
                      [--s5-items 1000000] [--s6-mem 16] [--s7-conns 5000] \
-                     [--only S1,S5] [--no-write]"
+                     [--only S1,S5] [--protocol text|meta] [--no-write]"
                 );
                 std::process::exit(0);
             }
@@ -158,10 +161,11 @@ fn med(v: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
     support::median(&mut x)
 }
 
-fn throughput_load(id: &str, secs: f64) -> Load {
+fn throughput_load(id: &str, secs: f64, protocol: Protocol) -> Load {
     let mut l = Load {
         threads: 2,
         conns: 50,
+        protocol,
         stop: Stop::Duration(Duration::from_secs_f64(secs)),
         ..Load::default()
     };
@@ -216,8 +220,8 @@ fn main() {
     let mut res = Results::default();
     let nofile = raise_nofile();
     println!(
-        "side by side: -t {} -c {}, {} rounds, {}s per throughput run (open files limit {nofile})",
-        o.threads, o.conns_limit, o.rounds, o.secs
+        "side by side: -t {} -c {}, {} rounds, {}s per throughput run, {:?} protocol (open files limit {nofile})",
+        o.threads, o.conns_limit, o.rounds, o.secs, o.protocol
     );
     let tp: Vec<&str> = ["S1", "S2", "S3", "S4"]
         .into_iter()
@@ -227,12 +231,12 @@ fn main() {
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         if !tp.is_empty() {
             let procs = [start(0, 1024, &o), start(1, 1024, &o)];
-            let base = throughput_load("S1", o.secs);
+            let base = throughput_load("S1", o.secs, o.protocol);
             for p in &procs {
                 loadgen::preload(p.addr, &base, base.keys).expect("preload");
             }
             for id in &tp {
-                let load = throughput_load(id, o.secs);
+                let load = throughput_load(id, o.secs, o.protocol);
                 for &s in &order {
                     let (r, cpu) = measure(&procs[s], &load);
                     println!(
@@ -300,6 +304,7 @@ fn main() {
                 fill_on_miss: true,
                 warmup: 2 * keys,
                 stop: Stop::Requests(2 * keys),
+                protocol: o.protocol,
                 ..Load::default()
             };
             for &s in &order {
@@ -691,9 +696,10 @@ fn write_docs(res: &Results, o: &Opts, table: &str) {
         .unwrap_or_default();
     let body = format!(
         "{begin}\n_Written by the runner ({date}):_\n\n```\ncargo bench --bench side_by_side{args}\n```\n\n\
-         Servers `-t {} -m 1024 -c {}` (S6: `-m {}`), {} rounds, {} s per throughput run per server.\n\n\
+         Servers `-t {} -m 1024 -c {}` (S6: `-m {}`), {} rounds, {} s per throughput run per server, \
+         {:?} protocol.\n\n\
          ![ratios](perf-ratios.svg)\n\n{table}{end}",
-        o.threads, o.conns_limit, o.s6_mem, o.rounds, o.secs
+        o.threads, o.conns_limit, o.s6_mem, o.rounds, o.secs, o.protocol
     );
     let new = match (doc.find(begin), doc.find(end)) {
         (Some(b), Some(e)) => format!("{}{}{}", &doc[..b], body, &doc[e + end.len()..]),

@@ -13,9 +13,10 @@
 //! reply can be checked exactly no matter which connection wrote the key
 //! last: a wrong key, flags, length, data or reply line fails the run.
 //!
-//! Protocols: [`Protocol::Text`] today. Another codec is added by giving
-//! [`Protocol`] a variant and teaching `encode_get`, `encode_set` and
-//! `parse_reply` its wire format; nothing else knows about bytes.
+//! Protocols: [`Protocol::Text`] and [`Protocol::Meta`]. Another codec
+//! (binary) is added by giving [`Protocol`] a variant and teaching
+//! `encode_get`, `encode_set` and `parse_reply` its wire format; nothing else
+//! knows about bytes.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -30,6 +31,9 @@ use hdrhistogram::Histogram;
 pub enum Protocol {
     /// memcached's text protocol: `get k1 k2`, `set k 0 0 n`.
     Text,
+    /// The meta commands: `mg <key> v f k` (several keys: each with `q`,
+    /// then `mn`), `ms <key> <len>`.
+    Meta,
 }
 
 impl std::str::FromStr for Protocol {
@@ -37,7 +41,8 @@ impl std::str::FromStr for Protocol {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "text" => Ok(Protocol::Text),
-            "meta" | "binary" => Err(format!(
+            "meta" => Ok(Protocol::Meta),
+            "binary" => Err(format!(
                 "protocol {s} is not implemented in the load generator yet \
                  (add a Protocol variant, see benches/support/loadgen.rs)"
             )),
@@ -525,6 +530,21 @@ impl Shared<'_> {
                 }
                 conn.wbuf.extend_from_slice(b"\r\n");
             }
+            Protocol::Meta => {
+                let quiet = ids.len() > 1;
+                for &id in ids {
+                    conn.wbuf.extend_from_slice(b"mg ");
+                    write_key(id, self.load.key_len, &mut conn.wbuf);
+                    conn.wbuf.extend_from_slice(if quiet {
+                        b" v f k q\r\n"
+                    } else {
+                        b" v f k\r\n"
+                    });
+                }
+                if quiet {
+                    conn.wbuf.extend_from_slice(b"mn\r\n");
+                }
+            }
         }
     }
 
@@ -538,6 +558,13 @@ impl Shared<'_> {
                 conn.wbuf.extend_from_slice(value);
                 conn.wbuf.extend_from_slice(b"\r\n");
             }
+            Protocol::Meta => {
+                conn.wbuf.extend_from_slice(b"ms ");
+                write_key(id, self.load.key_len, &mut conn.wbuf);
+                let _ = write!(conn.wbuf, " {}\r\n", value.len());
+                conn.wbuf.extend_from_slice(value);
+                conn.wbuf.extend_from_slice(b"\r\n");
+            }
         }
     }
 
@@ -545,6 +572,128 @@ impl Shared<'_> {
     fn parse_reply(&self, kind: Kind, keys: &[u64], buf: &[u8]) -> Result<Parsed, LoadError> {
         match self.load.protocol {
             Protocol::Text => self.parse_text(kind, keys, buf),
+            Protocol::Meta => self.parse_meta(kind, keys, buf),
+        }
+    }
+
+    /// Checks a found value: key `k` must be the next asked key at or after
+    /// `*next` (skipped ones missed), flags 0, data the key's value.
+    fn check_value(
+        &self,
+        asked: &[u64],
+        next: &mut usize,
+        k: &[u8],
+        flags: &[u8],
+        data: &[u8],
+    ) -> Result<(), String> {
+        let got = (k.len() == self.load.key_len && k.first() == Some(&b'k'))
+            .then(|| key_id(&k[1..]))
+            .flatten();
+        let mut found = None;
+        if let Some(got) = got {
+            while *next < asked.len() {
+                *next += 1;
+                if asked[*next - 1] == got {
+                    found = Some(got);
+                    break;
+                }
+            }
+        }
+        let Some(id) = found else {
+            return Err("key not asked for or out of order".into());
+        };
+        if flags != b"0" {
+            return Err("flags".into());
+        }
+        if data != self.values.of(id) {
+            return Err("data".into());
+        }
+        Ok(())
+    }
+
+    fn parse_meta(&self, kind: Kind, keys: &[u64], buf: &[u8]) -> Result<Parsed, LoadError> {
+        let bad = |what: &str, line: &[u8]| {
+            Err(LoadError(format!(
+                "wrong meta reply ({what}): {:?}",
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            )))
+        };
+        let done = |len: usize, hits: u64| {
+            Ok(Parsed::Done {
+                len,
+                hits,
+                error: false,
+            })
+        };
+        let mut pos = 0;
+        let mut hits = 0;
+        let mut next = 0;
+        loop {
+            let Some(eol) = find_crlf(&buf[pos..]) else {
+                return Ok(Parsed::Incomplete);
+            };
+            let line = &buf[pos..pos + eol];
+            let after = pos + eol + 2;
+            if line.starts_with(b"SERVER_ERROR") {
+                return Ok(Parsed::Done {
+                    len: after,
+                    hits: 0,
+                    error: true,
+                });
+            }
+            let (first, n) = match kind {
+                Kind::Set => {
+                    return if line == b"HD" {
+                        done(after, 0)
+                    } else {
+                        bad("ms", line)
+                    };
+                }
+                Kind::Get { first, n } => (first, n),
+            };
+            let quiet = n > 1;
+            // A miss may echo the request's flags (`EN k<key>`).
+            if !quiet && (line == b"EN" || line.starts_with(b"EN ")) {
+                return done(after, 0);
+            }
+            if quiet && line == b"MN" {
+                return done(after, hits);
+            }
+            let mut parts = line.split(|&c| c == b' ');
+            if parts.next() != Some(b"VA") {
+                return bad("mg", line);
+            }
+            let Some(len) = parts.next().and_then(parse_u64) else {
+                return bad("VA length", line);
+            };
+            let (mut flags, mut key) = (None, None);
+            for p in parts {
+                match p.first() {
+                    Some(b'f') => flags = Some(&p[1..]),
+                    Some(b'k') => key = Some(&p[1..]),
+                    _ => {}
+                }
+            }
+            let (Some(flags), Some(key)) = (flags, key) else {
+                return bad("VA without f or k", line);
+            };
+            let data_end = after + len as usize;
+            if buf.len() < data_end + 2 {
+                return Ok(Parsed::Incomplete);
+            }
+            if &buf[data_end..data_end + 2] != b"\r\n" {
+                return bad("data terminator", line);
+            }
+            let asked = &keys[first..first + n];
+            if let Err(what) = self.check_value(asked, &mut next, key, flags, &buf[after..data_end])
+            {
+                return bad(&what, line);
+            }
+            hits += 1;
+            pos = data_end + 2;
+            if !quiet {
+                return done(pos, hits);
+            }
         }
     }
 
@@ -611,30 +760,12 @@ impl Shared<'_> {
                     if buf.len() < data_end + 2 {
                         return Ok(Parsed::Incomplete);
                     }
-                    // The key must be one asked for, in order.
-                    let got = (k.len() == self.load.key_len && k.first() == Some(&b'k'))
-                        .then(|| key_id(&k[1..]))
-                        .flatten();
-                    let mut found = None;
-                    if let Some(got) = got {
-                        while next < asked.len() {
-                            next += 1;
-                            if asked[next - 1] == got {
-                                found = Some(got);
-                                break;
-                            }
-                        }
+                    if &buf[data_end..data_end + 2] != b"\r\n" {
+                        return bad("data terminator", line);
                     }
-                    let Some(id) = found else {
-                        return bad("key not asked for or out of order", line);
-                    };
-                    if fl != b"0" {
-                        return bad("flags", line);
-                    }
-                    if &buf[data_start..data_end] != self.values.of(id)
-                        || &buf[data_end..data_end + 2] != b"\r\n"
-                    {
-                        return bad("data", line);
+                    let data = &buf[data_start..data_end];
+                    if let Err(what) = self.check_value(asked, &mut next, k, fl, data) {
+                        return bad(&what, line);
                     }
                     hits += 1;
                     pos = data_end + 2;
