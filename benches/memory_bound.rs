@@ -109,7 +109,8 @@ fn main() {
         if std::env::var_os("MEMORY_BOUND_STATS").is_some() {
             // Where the memory outside the pages went, for a closer look.
             for (k, v) in support::loadgen::stats(p.addr).unwrap_or_default() {
-                if ["curr_items", "hash_bytes", "total_malloced", "evictions"].contains(&k.as_str()) {
+                if ["curr_items", "hash_bytes", "total_malloced", "evictions"].contains(&k.as_str())
+                {
                     println!("  {k} {v}");
                 }
             }
