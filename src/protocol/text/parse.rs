@@ -34,6 +34,14 @@ const MAX_DATA_LEN: u64 = i32::MAX as u64 - 2;
 /// connection without a reply, unless it is a `get`/`gets`/`gat`/`gats` line,
 /// which may grow up to [`Limits::max_get_line`].
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
+    match single_get(buf) {
+        Some(parsed) => parsed,
+        None => parse_general(buf, limits),
+    }
+}
+
+/// [`parse`] without the single-key `get` fast path.
+fn parse_general<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
     let newline = match find_newline(buf, limits) {
         LineEnd::At(i) => i,
         LineEnd::NotYet => return Parsed::Incomplete,
@@ -73,6 +81,56 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"quit" => request(Request::Quit, next),
         _ => invalid(Response::Error, next, false),
     }
+}
+
+/// `get <key>\r\n` (or `\n`) with one key of printable, non-space bytes:
+/// the most common request, recognised without the general tokenizer. It
+/// yields exactly what the general path would; anything else (no line end
+/// yet, other bytes, several keys, an over-long key) returns `None` and goes
+/// the general way.
+#[inline]
+fn single_get(buf: &[u8]) -> Option<Parsed<'_>> {
+    let rest = buf.strip_prefix(b"get ")?;
+    let len = first_control_or_space(&rest[..rest.len().min(KEY_MAX_LENGTH + 2)]);
+    if len == 0 || len > KEY_MAX_LENGTH {
+        return None;
+    }
+    let consumed = 4
+        + len
+        + match &rest[len..] {
+            [b'\r', b'\n', ..] => 2,
+            [b'\n', ..] => 1,
+            _ => return None,
+        };
+    Some(request(
+        Request::Get {
+            keys: KeyList::new(&rest[..len]),
+            with_cas: false,
+            touch: None,
+        },
+        consumed,
+    ))
+}
+
+/// Length of the prefix of `s` with no byte at or below `b' '` (so no
+/// space, NUL, `\r` or `\n`), eight bytes at a time: the "has a byte below
+/// n" test, whose lowest flagged byte is always the first match.
+#[inline]
+fn first_control_or_space(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let low = w.wrapping_sub(ONES * 0x21) & !w & HIGHS;
+        if low != 0 {
+            return i + (low.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + s[i..].iter().take_while(|&&b| b > b' ').count()
 }
 
 enum LineEnd {
@@ -594,7 +652,61 @@ fn parse_i64(token: &[u8]) -> Option<i64> {
 
 #[cfg(test)]
 mod find_space_tests {
-    use super::find_space;
+    use super::{find_space, first_control_or_space, parse, single_get};
+    use crate::protocol::Limits;
+
+    #[test]
+    fn control_scan_agrees_with_a_byte_scan() {
+        let bytes = [b' ', b'a', 0x80, 0xa0, 0x1f, 0x21, 0xff, 0x00, b'\r', 0x7f];
+        for len in 0..40 {
+            for seed in 0..64u64 {
+                let s: Vec<u8> = (0..len)
+                    .map(|i| bytes[((seed.wrapping_mul(31) + i as u64 * (seed | 1)) % 10) as usize])
+                    .collect();
+                let want = s.iter().take_while(|&&b| b > b' ').count();
+                assert_eq!(first_control_or_space(&s), want, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn single_get_matches_the_general_path() {
+        let limits = Limits::default();
+        let long = format!("get {}\r\n", "k".repeat(250));
+        let too_long = format!("get {}\r\n", "k".repeat(251));
+        let cases: Vec<&[u8]> = vec![
+            b"get a\r\n",
+            b"get a\n",
+            b"get a\r\nget b\r\n",
+            b"get \xff\x7f\r\n",
+            b"get a b\r\n",
+            b"get a \r\n",
+            b"get a\x00b\r\n",
+            b"get a\tb\r\n",
+            b"get a\r",
+            b"get a",
+            b"get \r\n",
+            b"get  a\r\n",
+            b"get a\rb\r\n",
+            long.as_bytes(),
+            too_long.as_bytes(),
+        ];
+        for c in cases {
+            let fast = single_get(c);
+            if let Some(fast) = fast {
+                // Only well-formed single gets take the fast path, and it
+                // must agree with the general parser run on its own.
+                let general = super::parse_general(c, &limits);
+                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{c:?}");
+            }
+            // Either way, the public parser gives the general answer.
+            assert_eq!(
+                format!("{:?}", parse(c, &limits)),
+                format!("{:?}", super::parse_general(c, &limits)),
+                "{c:?}"
+            );
+        }
+    }
 
     #[test]
     fn agrees_with_a_byte_scan() {
