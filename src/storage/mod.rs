@@ -635,17 +635,26 @@ impl Cache {
             let old_size = it.size() as u64;
             it.set_flags_and_len(flags, value.len());
             it.value_mut().copy_from_slice(value);
-            let class = self.slabs.class(id);
-            class.requested.fetch_sub(old_size, Ordering::Relaxed);
-            class
-                .requested
-                .fetch_add(it.size() as u64, Ordering::Relaxed);
+            // Shared per-class counter: touched only when the size changes
+            // (an overwrite usually keeps it), so same-size overwrites from
+            // many threads do not bounce its cache line.
+            let new_size = it.size() as u64;
+            if new_size != old_size {
+                let class = self.slabs.class(id);
+                class
+                    .requested
+                    .fetch_add(new_size.wrapping_sub(old_size), Ordering::Relaxed);
+            }
             let cas = self.next_cas();
             it.set_cas(cas);
             it.exptime().store(exptime, Ordering::Relaxed);
             it.time().store(now, Ordering::Relaxed);
-            // A new value has not been read yet; its frequency stays.
-            it.access().fetch_and(!FETCHED, Ordering::Relaxed);
+            // A new value has not been read yet; its frequency stays. Read
+            // first: a store to a line readers share only when needed.
+            let access = it.access().load(Ordering::Relaxed);
+            if access & FETCHED != 0 {
+                it.access().fetch_and(!FETCHED, Ordering::Relaxed);
+            }
             self.total_items.fetch_add(1, Ordering::Relaxed);
             Some(cas)
         }
