@@ -91,6 +91,25 @@ pub struct Args {
     /// Read settings from a TOML file (see conf/ferrocache.toml)
     #[arg(long = "config")]
     pub config: Option<PathBuf>,
+    /// Protocols accepted: ascii, binary or auto (chosen per connection
+    /// from its first byte)
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
+    /// Require SASL authentication (binary protocol; text connections may
+    /// authenticate with the -Y style `set`, see docs/security.md)
+    #[arg(short = 'S', long = "enable-sasl")]
+    pub enable_sasl: bool,
+    /// SASL user database (`user:password` or salted lines); default:
+    /// $MEMCACHED_SASL_PWDB
+    #[arg(long = "sasl-db")]
+    pub sasl_db: Option<PathBuf>,
+    /// Text-protocol authentication file (`user:password` lines, at most 8)
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<PathBuf>,
+    /// Enable TLS on every listener not prefixed `notls:` in -l (certificates:
+    /// -o ssl_chain_cert=FILE,ssl_key=FILE[,ssl_ca_cert=FILE,ssl_verify_mode=N])
+    #[arg(short = 'Z', long = "enable-ssl")]
+    pub enable_ssl: bool,
     /// Cluster node file, one host|ip|port per line, re-read when it changes
     #[arg(long = "cluster-file")]
     pub cluster_file: Option<PathBuf>,
@@ -143,6 +162,16 @@ pub struct FileConfig {
     pub slab_automove: Option<u8>,
     pub lru_crawler: Option<bool>,
     pub idle_timeout: Option<u32>,
+    pub protocol: Option<String>,
+    pub enable_sasl: Option<bool>,
+    pub sasl_db: Option<PathBuf>,
+    pub auth_file: Option<PathBuf>,
+    pub enable_ssl: Option<bool>,
+    pub ssl_chain_cert: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+    pub ssl_ca_cert: Option<PathBuf>,
+    pub ssl_verify_mode: Option<u8>,
+    pub ssl_min_version: Option<u8>,
     pub cluster_file: Option<PathBuf>,
     pub join: Option<String>,
     pub cluster_host: Option<String>,
@@ -196,7 +225,84 @@ pub struct Settings {
     /// Seconds of inactivity before a connection is closed; 0 = never.
     pub idle_timeout: u32,
     pub cache: CacheConfig,
+    /// Which protocols connections may speak (`-B`).
+    pub protocol: Binding,
+    /// SASL authentication required (`-S`).
+    pub sasl: bool,
+    /// SASL user database (`--sasl-db`; else `MEMCACHED_SASL_PWDB`).
+    pub sasl_db: Option<PathBuf>,
+    /// Text-protocol authentication file (`-Y`).
+    pub auth_file: Option<PathBuf>,
+    /// TLS (`-Z` and the `ssl_*` options).
+    pub tls: TlsSettings,
     pub cluster: ClusterSettings,
+}
+
+/// TLS settings, named after memcached's `-o ssl_*` options.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSettings {
+    /// `-Z`: listeners speak TLS unless listed in `notls`.
+    pub enabled: bool,
+    /// Listen addresses given as `notls:<ip>` in `-l`: plain TCP.
+    pub notls: Vec<IpAddr>,
+    /// `ssl_chain_cert`: the server certificate chain (PEM).
+    pub chain_cert: Option<PathBuf>,
+    /// `ssl_key`: the private key (PEM); default: inside `chain_cert`.
+    pub key: Option<PathBuf>,
+    /// `ssl_ca_cert`: CAs that sign acceptable client certificates (PEM).
+    pub ca_cert: Option<PathBuf>,
+    /// `ssl_verify_mode`: 0 none, 1 request, 2 require, 3 once (= require:
+    /// a connection is verified once, at its handshake).
+    pub verify_mode: u8,
+    /// `ssl_min_version`: 0 TLSv1.0 … 3 TLSv1.3. rustls speaks TLS 1.2 and
+    /// 1.3 only, so 0 and 1 mean 1.2.
+    pub min_version: u8,
+}
+
+impl TlsSettings {
+    /// The name `stats settings` shows for `ssl_min_version`.
+    pub fn min_version_name(&self) -> &'static str {
+        match self.min_version {
+            0 => "tlsv1.0",
+            1 => "tlsv1.1",
+            2 => "tlsv1.2",
+            _ => "tlsv1.3",
+        }
+    }
+}
+
+/// memcached's `-B`: the protocols a connection may speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Binding {
+    /// Text (classic and meta) only.
+    Ascii,
+    /// Binary only.
+    Binary,
+    /// Chosen per connection from its first byte (`0x80` = binary).
+    #[default]
+    Auto,
+}
+
+impl Binding {
+    fn parse(v: &str) -> Result<Binding, String> {
+        match v {
+            "ascii" => Ok(Binding::Ascii),
+            "binary" => Ok(Binding::Binary),
+            "auto" => Ok(Binding::Auto),
+            other => Err(format!(
+                "-B: invalid protocol '{other}' (expected ascii, binary or auto)"
+            )),
+        }
+    }
+
+    /// The name `stats settings` shows as `binding_protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binding::Ascii => "ascii",
+            Binding::Binary => "binary",
+            Binding::Auto => "auto-negotiate",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -213,6 +319,14 @@ impl Default for Settings {
             verbosity: 0,
             idle_timeout: 0,
             cache: CacheConfig::default(),
+            protocol: Binding::Auto,
+            sasl: false,
+            sasl_db: None,
+            auth_file: None,
+            tls: TlsSettings {
+                min_version: 2,
+                ..TlsSettings::default()
+            },
             cluster: ClusterSettings::default(),
         }
     }
@@ -314,6 +428,17 @@ impl Args {
             cluster_admin: self.cluster_admin.clone(),
             cluster_failure_timeout: self.cluster_failure_timeout,
             cluster_state: self.cluster_state.clone(),
+            protocol: self.protocol.clone(),
+            enable_sasl: on(self.enable_sasl),
+            sasl_db: self.sasl_db.clone(),
+            auth_file: self.auth_file.clone(),
+            enable_ssl: on(self.enable_ssl),
+            // -o ssl_* options are applied after, from their own syntax.
+            ssl_chain_cert: None,
+            ssl_key: None,
+            ssl_ca_cert: None,
+            ssl_verify_mode: None,
+            ssl_min_version: None,
         }
     }
 }
@@ -338,6 +463,9 @@ impl Settings {
             if u != 0 {
                 return Err("-U: UDP is not supported; only -U 0 is accepted".into());
             }
+        }
+        if args.verbose > 0 {
+            s.verbosity = args.verbose;
         }
         for opts in &args.extended {
             apply_extended(&mut s, opts)?;
@@ -395,6 +523,7 @@ fn apply(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(l) = &f.listen {
         s.listen = parse_listen(l)?;
+        s.tls.notls = parse_notls(l)?;
     }
     if let Some(t) = f.threads {
         s.threads = t;
@@ -449,6 +578,36 @@ fn apply(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(v) = f.idle_timeout {
         s.idle_timeout = v;
+    }
+    if let Some(b) = &f.protocol {
+        s.protocol = Binding::parse(b)?;
+    }
+    if let Some(v) = f.enable_sasl {
+        s.sasl = v;
+    }
+    if let Some(p) = &f.sasl_db {
+        s.sasl_db = Some(p.clone());
+    }
+    if let Some(p) = &f.auth_file {
+        s.auth_file = Some(p.clone());
+    }
+    if let Some(v) = f.enable_ssl {
+        s.tls.enabled = v;
+    }
+    if let Some(p) = &f.ssl_chain_cert {
+        s.tls.chain_cert = Some(p.clone());
+    }
+    if let Some(p) = &f.ssl_key {
+        s.tls.key = Some(p.clone());
+    }
+    if let Some(p) = &f.ssl_ca_cert {
+        s.tls.ca_cert = Some(p.clone());
+    }
+    if let Some(v) = f.ssl_verify_mode {
+        s.tls.verify_mode = check_verify_mode(v)?;
+    }
+    if let Some(v) = f.ssl_min_version {
+        s.tls.min_version = check_min_version(v)?;
     }
     apply_cluster(
         &mut s.cluster,
@@ -550,10 +709,21 @@ fn check_automove(v: u8) -> Result<u8, String> {
     Ok(v)
 }
 
+/// The addresses of `-l` given with memcached's `notls:` prefix.
+fn parse_notls(list: &str) -> Result<Vec<IpAddr>, String> {
+    let marked: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter_map(|a| a.strip_prefix("notls:"))
+        .collect();
+    parse_listen(&marked.join(","))
+}
+
 fn parse_listen(list: &str) -> Result<Vec<IpAddr>, String> {
     list.split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
+        .map(|a| a.strip_prefix("notls:").unwrap_or(a))
         .map(|a| {
             let a = a.trim_start_matches('[').trim_end_matches(']');
             if a == "localhost" {
@@ -563,6 +733,29 @@ fn parse_listen(list: &str) -> Result<Vec<IpAddr>, String> {
                 .map_err(|_| format!("-l: '{a}' is not an IP address"))
         })
         .collect()
+}
+
+fn parse_path(key: &str, v: Option<&str>) -> Result<PathBuf, String> {
+    match v {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => Err(format!("-o {key}: needs a file ({key}=FILE)")),
+    }
+}
+
+fn check_verify_mode(v: u8) -> Result<u8, String> {
+    if v > 3 {
+        return Err(
+            "-o ssl_verify_mode: must be 0 (none), 1 (request), 2 (require) or 3 (once)".into(),
+        );
+    }
+    Ok(v)
+}
+
+fn check_min_version(v: u8) -> Result<u8, String> {
+    if v > 3 {
+        return Err("-o ssl_min_version: must be 0 (tlsv1.0) to 3 (tlsv1.3)".into());
+    }
+    Ok(v)
 }
 
 fn apply_extended(s: &mut Settings, opts: &str) -> Result<(), String> {
@@ -587,6 +780,17 @@ fn apply_extended(s: &mut Settings, opts: &str) -> Result<(), String> {
             "lru_crawler" => s.cache.lru_crawler = parse_bool(key, value)?,
             "no_lru_crawler" => s.cache.lru_crawler = false,
             "idle_timeout" => s.idle_timeout = parse_num(key, value)?,
+            "ssl_chain_cert" => s.tls.chain_cert = Some(parse_path(key, value)?),
+            "ssl_key" => s.tls.key = Some(parse_path(key, value)?),
+            "ssl_ca_cert" => s.tls.ca_cert = Some(parse_path(key, value)?),
+            "ssl_verify_mode" => s.tls.verify_mode = check_verify_mode(parse_num(key, value)?)?,
+            "ssl_min_version" => s.tls.min_version = check_min_version(parse_num(key, value)?)?,
+            "ssl_keyformat"
+                if value.map_or(true, |v| v == "0" || v.eq_ignore_ascii_case("pem")) => {}
+            "ssl_keyformat" => return Err("-o ssl_keyformat: only PEM keys are supported".into()),
+            // Accepted for compatibility; rustls chooses ciphers, buffers and
+            // session handling itself.
+            "ssl_ciphers" | "ssl_wbuf_size" | "ssl_session_cache" | "ssl_kernel_tls" => {}
             k if ACCEPTED_NOOPS.contains(&k) => {}
             _ => return Err(format!("-o: unknown option '{key}'")),
         }

@@ -2,6 +2,8 @@
 //! state, emitting responses into a [`Sink`]. It never sees sockets or wire
 //! formats; the codec behind the sink decides the bytes.
 
+mod meta;
+
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -22,6 +24,10 @@ pub trait Sink {
     /// Whether enough output is queued that a long reply should pause until
     /// the client has read some of it.
     fn is_full(&self) -> bool;
+
+    /// Learns the CAS unique of the item a write or incr/decr produced,
+    /// before the reply itself. Codecs that show it (binary) keep it.
+    fn cas(&mut self, _cas: u64) {}
 }
 
 /// What the connection should do after a request.
@@ -139,7 +145,8 @@ pub fn execute<S: Sink>(
                 .cache
                 .store(mode, key, flags, deadline, value, cas, now)
             {
-                StoreOutcome::Stored { .. } => {
+                StoreOutcome::Stored { cas } => {
+                    out.cas(cas);
                     if mode == StoreMode::Cas {
                         stats.cas_hits.incr();
                     }
@@ -262,6 +269,72 @@ pub fn execute<S: Sink>(
             }
         }
         Request::Stats { group } => stats_report(group, cx, out),
+        Request::MetaGet { .. }
+        | Request::MetaSet { .. }
+        | Request::MetaDelete { .. }
+        | Request::MetaArith { .. }
+        | Request::MetaDebug { .. }
+        | Request::MetaNoop => return meta::execute(request, cx, out),
+        Request::Noop => out.reply(&Response::Ok),
+        Request::DeleteIf { key, cas, .. } => {
+            let reply = match state.cache.delete(key, cas, now) {
+                DeleteOutcome::Deleted => {
+                    stats.delete_hits.incr();
+                    Response::Deleted
+                }
+                DeleteOutcome::Exists => Response::Exists,
+                DeleteOutcome::NotFound => {
+                    stats.delete_misses.incr();
+                    Response::NotFound
+                }
+            };
+            out.reply(&reply);
+        }
+        Request::ArithEx {
+            op,
+            key,
+            delta,
+            create,
+            cas,
+            ..
+        } => {
+            let (hits, misses) = match op {
+                ArithOp::Incr => (&stats.incr_hits, &stats.incr_misses),
+                ArithOp::Decr => (&stats.decr_hits, &stats.decr_misses),
+            };
+            let create = create.map(|(initial, exptime)| (initial, state.clock.deadline(exptime)));
+            let reply = match state.cache.arith(key, op, delta, create, cas, now) {
+                ArithOutcome::Value { value, cas } => {
+                    hits.incr();
+                    out.cas(cas);
+                    Response::Number(value)
+                }
+                ArithOutcome::NotFound => {
+                    misses.incr();
+                    Response::NotFound
+                }
+                ArithOutcome::Exists => Response::Exists,
+                ArithOutcome::NonNumeric => Response::ClientError(ClientError::NonNumericValue),
+                ArithOutcome::OutOfMemory => Response::ServerError(ServerError::OutOfMemory),
+            };
+            out.reply(&reply);
+        }
+        // Authentication belongs to the connection, which answers these
+        // before they could reach here.
+        Request::SaslListMechs | Request::SaslAuth { .. } | Request::SaslStep { .. } => {
+            out.reply(&Response::Error)
+        }
+        Request::RefreshCerts => match &state.tls {
+            None => out.reply(&Response::Error),
+            Some(tls) => match tls.refresh(now) {
+                Ok(()) => out.reply(&Response::Ok),
+                Err(e) => {
+                    // The reason names files, not secrets.
+                    state.log(0, format_args!("refresh_certs failed: {e}"));
+                    out.reply(&Response::Line("ERROR: failed to refresh certificates"));
+                }
+            },
+        },
         Request::ConfigGet { key } => {
             if key != CONFIG_KEY {
                 out.reply(&Response::Error);
@@ -390,6 +463,13 @@ fn stats_report<S: Sink>(group: StatsGroup<'_>, cx: &Context<'_>, out: &mut S) {
             out.reply(&Response::Reset);
             return;
         }
+        StatsGroup::CacheDump { class, limit } => {
+            if !cx.state.cache.is_class_id(class) {
+                out.reply(&Response::ClientError(ClientError::IllegalSlabId));
+                return;
+            }
+            cache_dump(class, limit, cx, out);
+        }
         StatsGroup::Other(_) => {
             out.reply(&Response::Error);
             return;
@@ -459,6 +539,21 @@ fn general_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "touch_misses", U64(t.touch_misses));
     stat(out, "store_too_large", U64(t.store_too_large));
     stat(out, "store_no_memory", U64(t.store_no_memory));
+    stat(out, "auth_cmds", U64(t.auth_cmds));
+    stat(out, "auth_errors", U64(t.auth_errors));
+    if let Some(tls) = &state.tls {
+        stat(
+            out,
+            "ssl_handshake_errors",
+            U64(tls.handshake_errors.load(Ordering::Relaxed)),
+        );
+        let loaded = tls.loaded_at.load(Ordering::Relaxed);
+        stat(
+            out,
+            "time_since_server_cert_refresh",
+            U64(u64::from(now.saturating_sub(loaded))),
+        );
+    }
     stat(out, "bytes_read", U64(t.bytes_read));
     stat(out, "bytes_written", U64(t.bytes_written));
     stat(out, "limit_maxbytes", U64(c.limit_maxbytes));
@@ -509,9 +604,25 @@ fn settings_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "reqs_per_event", U64(s.reqs_per_event as u64));
     stat(out, "cas_enabled", yes_no(c.use_cas));
     stat(out, "tcp_backlog", U64(s.backlog.max(0) as u64));
-    stat(out, "binding_protocol", Text("auto-negotiate"));
-    stat(out, "auth_enabled_sasl", yes_no(false));
-    stat(out, "auth_enabled_ascii", yes_no(false));
+    stat(out, "binding_protocol", Text(s.protocol.name()));
+    stat(out, "auth_enabled_sasl", yes_no(s.sasl));
+    stat(out, "auth_enabled_ascii", yes_no(s.auth_file.is_some()));
+    if s.tls.enabled {
+        let t = &s.tls;
+        let path = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or("NULL".to_string(), |p| p.display().to_string())
+        };
+        let (chain, key, ca) = (path(&t.chain_cert), path(&t.key), path(&t.ca_cert));
+        stat(out, "ssl_enabled", yes_no(true));
+        stat(out, "ssl_chain_cert", Text(&chain));
+        stat(out, "ssl_key", Text(&key));
+        stat(out, "ssl_verify_mode", U64(u64::from(t.verify_mode)));
+        stat(out, "ssl_keyformat", U64(1));
+        stat(out, "ssl_ciphers", Text("NULL"));
+        stat(out, "ssl_ca_cert", Text(&ca));
+        stat(out, "ssl_min_version", Text(t.min_version_name()));
+    }
     stat(out, "item_size_max", U64(c.item_size_max as u64));
     stat(out, "maxconns_fast", yes_no(true));
     stat(out, "hashpower_init", U64(c.hashpower as u64));
@@ -579,6 +690,29 @@ fn slab_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
         "total_malloced",
         StatValue::U64(cx.state.cache.stats().total_malloced),
     );
+}
+
+/// memcached stops a cachedump at 2 MiB of reply.
+const CACHEDUMP_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+fn cache_dump<S: Sink>(class: u32, limit: u32, cx: &Context<'_>, out: &mut S) {
+    let clock = &cx.state.clock;
+    let mut bytes = 0;
+    cx.state
+        .cache
+        .dump_class(class, limit as usize, clock.now(), |item| {
+            let expiry = match item.exptime {
+                0 => 0,
+                rel => clock.to_unix(rel),
+            };
+            out.reply(&Response::CacheDumpItem {
+                key: item.key,
+                bytes: item.value_len,
+                expiry,
+            });
+            bytes += item.key.len() + 32;
+            bytes < CACHEDUMP_MAX_BYTES
+        });
 }
 
 fn conn_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {

@@ -12,8 +12,12 @@
 //! ```
 //!
 //! Bytes flow `server::conn` → `protocol::text::parse` → `exec` →
-//! `storage::Cache` → `protocol::text::encode` → `server::conn`.
+//! `storage::Cache` → `protocol::text::encode` → `server::conn`. Meta
+//! commands (`mg`, `ms`, …) ride the same line framing: the text parser
+//! hands them to `protocol::meta`, and the text encoder delegates their
+//! replies to it.
 
+pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;

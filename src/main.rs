@@ -43,12 +43,6 @@ fn main() -> ExitCode {
             return ExitCode::from(71);
         }
     };
-    // The documented start-up line, one per listener: tests and scripts that
-    // start the server with -p 0 read the port from it.
-    for addr in server.local_addrs() {
-        eprintln!("ferrocache listening on {addr}");
-    }
-
     let state = server.state().clone();
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,
@@ -57,6 +51,12 @@ fn main() -> ExitCode {
             return ExitCode::from(71);
         }
     };
+    // The documented start-up line, one per listener: tests and scripts that
+    // start the server with -p 0 read the port from it. Printed once the
+    // signal handlers are in place, so a signal sent on seeing it is handled.
+    for addr in server.local_addrs() {
+        eprintln!("ferrocache listening on {addr}");
+    }
     let handle = signals.handle();
     let watcher = std::thread::spawn(move || {
         if signals.forever().next().is_some() {

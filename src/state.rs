@@ -43,6 +43,10 @@ pub struct ServerState {
     pub verbosity: AtomicU8,
     /// Listening sockets as (fd, address) for `stats conns`.
     pub listeners: Mutex<Vec<(i32, String)>>,
+    /// Authentication, when `-S` or `-Y` is on (set once at start-up).
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// TLS, when `-Z` is on (set once at start-up).
+    pub tls: Option<Arc<crate::server::tls::Tls>>,
     /// Cluster membership and the published configuration.
     pub cluster: Arc<Cluster>,
     open: Mutex<BTreeMap<u64, ConnEntry>>,
@@ -73,6 +77,8 @@ impl ServerState {
             threads,
             conns: ConnStats::default(),
             listeners: Mutex::new(Vec::new()),
+            auth: None,
+            tls: None,
             cluster,
             open: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),

@@ -80,6 +80,8 @@ thread_stats!(
     touch_misses,
     store_too_large,
     store_no_memory,
+    auth_cmds,
+    auth_errors,
     bytes_read,
     bytes_written,
     conn_yields,

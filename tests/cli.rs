@@ -86,6 +86,46 @@ fn dash_h_prints_help() {
 }
 
 #[test]
+fn memcached_flags_are_accepted_and_reported() {
+    let s = Server::start(&[
+        "-b",
+        "512",
+        "-f",
+        "1.5",
+        "-n",
+        "64",
+        "-R",
+        "5",
+        "-U",
+        "0",
+        "-v",
+        "-o",
+        "hashpower=20,slab_reassign,slab_automove=1,lru_crawler,idle_timeout=0,modern",
+    ]);
+    let mut c = s.conn();
+    c.set("a", b"x");
+    c.set("b", &[b'y'; 300]);
+    let st = c.stats("settings");
+    for (k, v) in [
+        ("growth_factor", "1.50"),
+        ("chunk_size", "64"),
+        ("reqs_per_event", "5"),
+        ("tcp_backlog", "512"),
+        ("hashpower_init", "20"),
+        ("slab_reassign", "yes"),
+        ("slab_automove", "1"),
+        ("lru_crawler", "yes"),
+        ("idle_timeout", "0"),
+    ] {
+        assert_eq!(st.get(k).map(String::as_str), Some(v), "stats settings {k}");
+    }
+    // The smallest class holds at least -n bytes of key + value.
+    let slabs = c.stats("slabs");
+    let first: u64 = slabs["1:chunk_size"].parse().unwrap();
+    assert!(first >= 64, "class 1 chunk {first} < -n 64");
+}
+
+#[test]
 fn listening_line_on_stderr() {
     ferrocache_only!();
     let s = Server::start(&[]);
@@ -180,4 +220,32 @@ fn shipped_example_config_is_valid() {
     assert!(p.exists(), "conf/ferrocache.toml is missing");
     let s = Server::start(&["--config", p.to_str().unwrap()]);
     s.conn().roundtrip(b"version\r\n", b"VERSION ");
+}
+
+#[test]
+fn port_in_use_is_an_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    assert_rejected(&["-l", "127.0.0.1", "-p", &port]);
+}
+
+#[test]
+fn udp_port_other_than_zero_is_rejected() {
+    // UDP is not served; asking for it must not be silently ignored.
+    ferrocache_only!();
+    assert_rejected(&["-p", "0", "-U", "11211"]);
+}
+
+#[test]
+fn common_tuning_options_are_accepted() {
+    // Options that deployment scripts commonly pass to memcached must not stop the server.
+    let s = Server::start(&[
+        "-o",
+        "modern,lru_maintainer,no_lru_crawler,no_slab_reassign,hash_algorithm=murmur3",
+    ]);
+    let mut c = s.conn();
+    c.set("k", b"v");
+    let st = c.stats("settings");
+    assert_eq!(st.get("lru_crawler").map(String::as_str), Some("no"));
+    assert_eq!(st.get("slab_reassign").map(String::as_str), Some("no"));
 }

@@ -191,3 +191,106 @@ fn concurrent_set_get_never_tears_values() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn many_connections_at_once() {
+    let s = Server::start(&["-t", "4"]);
+    let mut conns: Vec<Conn> = (0..200).map(|_| s.conn()).collect();
+    // Everything is sent before anything is read: every connection is live at the same time.
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.send(&store_cmd(
+            "set",
+            &format!("c{i}"),
+            i as u32,
+            0,
+            format!("v{i}").as_bytes(),
+            "",
+        ));
+        c.send(format!("get c{i}\r\n").as_bytes());
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let v = format!("v{i}");
+        c.expect(format!("STORED\r\nVALUE c{i} {i} {}\r\n{v}\r\nEND\r\n", v.len()).as_bytes());
+    }
+    assert!(conns[0].stat("curr_connections") >= 200);
+}
+
+#[test]
+fn slow_reader_does_not_block_others() {
+    let s = Server::start(&["-t", "2"]);
+    let mut a = s.conn();
+    let big = vec![b'B'; 100_000];
+    a.set("big", &big);
+    // 300 replies of 100 KB that `a` does not read for a while: the server has to hold back
+    // instead of blocking its worker.
+    let n = 300;
+    a.send(&b"get big\r\n".repeat(n));
+    let addr = s.addr();
+    for _ in 0..20 {
+        let mut b = Conn::connect(addr);
+        b.set_timeout(std::time::Duration::from_secs(2));
+        b.roundtrip(
+            b"set other 0 0 2\r\nok\r\nget other\r\n",
+            b"STORED\r\nVALUE other 0 2\r\nok\r\nEND\r\n",
+        );
+    }
+    let mut want = format!("VALUE big 0 {}\r\n", big.len()).into_bytes();
+    want.extend_from_slice(&big);
+    want.extend_from_slice(b"\r\nEND\r\n");
+    for i in 0..n {
+        let got = a.read_exact_n(want.len());
+        assert!(got == want, "reply {i} to the slow reader is corrupted");
+    }
+}
+
+#[test]
+fn pipelined_flood_does_not_starve_others() {
+    let s = Server::start(&["-t", "1", "-R", "5"]);
+    let addr = s.addr();
+    let flooder = thread::spawn(move || {
+        let mut c = Conn::connect(addr);
+        let batch = b"incr flood 1\r\n".repeat(2000);
+        c.set("flood", b"0");
+        for _ in 0..10 {
+            c.send(&batch);
+            for _ in 0..2000 {
+                c.read_line();
+            }
+        }
+        c.get("flood").unwrap()
+    });
+    let mut b = Conn::connect(addr);
+    b.set_timeout(std::time::Duration::from_secs(2));
+    for _ in 0..50 {
+        b.roundtrip(b"version\r\n", b"VERSION ");
+        b.read_line();
+    }
+    assert_eq!(flooder.join().unwrap(), b"20000");
+}
+
+#[test]
+fn clients_vanishing_mid_reply() {
+    // Clients that disconnect in the middle of a large reply (or right after asking for it)
+    // must not disturb the server or anyone else.
+    let s = Server::start(&["-t", "2"]);
+    let mut c = s.conn();
+    let keys: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    for k in &keys {
+        c.set(k, &vec![b'v'; 100_000]);
+    }
+    let get = format!("get {}\r\n", keys.join(" "));
+    for i in 0..20 {
+        let mut gone = Conn::connect_small_rcvbuf(s.addr(), 16 * 1024);
+        gone.send(get.as_bytes());
+        if i % 2 == 0 {
+            gone.read_exact_n(50_000 + i * 1000);
+        }
+        drop(gone);
+    }
+    let r = {
+        c.send(get.as_bytes());
+        c.read_get_reply()
+    };
+    assert_eq!(r.len(), 40);
+    assert_server_healthy(&s, "v0", &vec![b'v'; 100_000]);
+}

@@ -184,3 +184,55 @@ fn client_eof_closes_connection() {
     c.expect_closed();
     assert_server_healthy(&s, "k", b"v");
 }
+
+#[test]
+fn large_multiget_read_slowly() {
+    // A multiget far larger than socket buffers, read in small pieces with pauses: the server
+    // has to stop and resume the reply many times, with output partly written each time.
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    let keys: Vec<String> = (0..60).map(|i| format!("v{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        c.set(k, &vec![b'a' + (i % 26) as u8; 100_000]);
+    }
+    // A small receive buffer keeps the server's writes to this client small and partial.
+    let mut c = Conn::connect_small_rcvbuf(s.addr(), 16 * 1024);
+    for round in 0..12 {
+        c.send(format!("get {}\r\nversion\r\n", keys.join(" ")).as_bytes());
+        // Alternate between reading at once and letting the server fill the socket first.
+        if round % 2 == 1 {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let want_len: usize = keys
+            .iter()
+            .map(|k| format!("VALUE {k} 0 100000\r\n").len() + 100_002)
+            .sum::<usize>()
+            + b"END\r\n".len();
+        while got.len() < want_len + b"VERSION ".len() || !got.ends_with(b"\r\n") {
+            use std::io::Read;
+            let n = c.stream.read(&mut buf).expect("read");
+            assert!(
+                n > 0,
+                "round {round}: connection closed after {} of {want_len} bytes",
+                got.len()
+            );
+            got.extend_from_slice(&buf[..n]);
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        let mut want = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            want.extend(format!("VALUE {k} 0 100000\r\n").bytes());
+            want.extend(vec![b'a' + (i % 26) as u8; 100_000]);
+            want.extend(b"\r\n");
+        }
+        want.extend(b"END\r\n");
+        let (head, tail) = got.split_at(want_len);
+        assert!(
+            head == want.as_slice(),
+            "round {round}: multiget reply corrupted"
+        );
+        assert!(tail.starts_with(b"VERSION "), "{}", esc(tail));
+    }
+}

@@ -431,3 +431,31 @@ fn unknown_stats_subcommand() {
     c.roundtrip(b"stats bogus\r\n", b"ERROR\r\n");
     c.roundtrip(b"version\r\n", b"VERSION ");
 }
+
+#[test]
+fn stats_cachedump_lists_keys_of_a_class() {
+    // Used by operator tools such as libmemcached's memcdump.
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    c.set("dumped", b"abc");
+    let class = c
+        .stats_list("items")
+        .into_iter()
+        .find(|(k, v)| k.ends_with(":number") && v == "1")
+        .map(|(k, _)| k.split(':').nth(1).unwrap().to_string())
+        .expect("stats items shows the item's class");
+    // memcached dumps its COLD queue, which new items reach after a moment: poll.
+    let want: &[u8] = b"ITEM dumped [3 b; 0 s]\r\nEND\r\n";
+    let mut last = Vec::new();
+    let found = wait_until(Duration::from_secs(5), || {
+        c.send(format!("stats cachedump {class} 0\r\n").as_bytes());
+        last = c.read_until(b"END\r\n");
+        last == want
+    });
+    assert!(found, "stats cachedump {class} 0 answered {}", esc(&last));
+    c.roundtrip(b"stats cachedump\r\n", b"CLIENT_ERROR bad command line\r\n");
+    c.roundtrip(
+        b"stats cachedump 200 0\r\n",
+        b"CLIENT_ERROR Illegal slab id\r\n",
+    );
+}

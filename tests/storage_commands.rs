@@ -328,3 +328,29 @@ fn many_values_of_many_sizes() {
         assert!(r[0].2 == val, "value of size {n} corrupted");
     }
 }
+
+#[test]
+fn append_data_over_item_limit_is_too_large() {
+    // The appended block alone exceeds -I: refused like a too-large set, data swallowed.
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    c.set("k", b"base");
+    let val = vec![b'z'; 1024 * 1024];
+    c.send(&store_cmd("append", "k", 0, 0, &val, ""));
+    c.roundtrip(
+        b"get k\r\n",
+        b"SERVER_ERROR object too large for cache\r\nVALUE k 0 4\r\nbase\r\nEND\r\n",
+    );
+}
+
+#[test]
+fn cas_disabled_with_dash_c() {
+    let s = Server::start(&["-C"]);
+    let mut c = s.conn();
+    c.set("a", b"x");
+    c.roundtrip(b"gets a\r\n", b"VALUE a 0 1 0\r\nx\r\nEND\r\n");
+    c.roundtrip(b"cas a 0 0 1 0\r\ny\r\n", b"EXISTS\r\n");
+    c.roundtrip(b"cas a 0 0 1 1\r\ny\r\n", b"EXISTS\r\n");
+    c.roundtrip(b"cas nope 0 0 1 0\r\ny\r\n", b"NOT_FOUND\r\n");
+    c.roundtrip(b"get a\r\n", b"VALUE a 0 1\r\nx\r\nEND\r\n");
+}

@@ -4,6 +4,8 @@
 //! borrows keys and values from it) and encodes [`Response`]s back into bytes.
 //! Codecs never touch sockets and never call storage; `exec` sits between them.
 
+pub mod binary;
+pub mod meta;
 pub mod request;
 pub mod response;
 pub mod text;

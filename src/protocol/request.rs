@@ -6,12 +6,17 @@
 
 pub use crate::storage::{ArithOp, StoreMode};
 
+use crate::protocol::meta::{MetaFlags, MetaKey};
+
 /// The keys of a multi-key retrieval, as written on the command line: one or
 /// more keys separated by spaces. Already validated by the parser; iterating
 /// yields each key without allocating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyList<'a> {
     raw: &'a [u8],
+    /// One key that may contain spaces (binary protocol keys are arbitrary
+    /// bytes).
+    single: bool,
 }
 
 impl<'a> KeyList<'a> {
@@ -19,12 +24,23 @@ impl<'a> KeyList<'a> {
     /// valid: 1..=250 bytes without spaces. Like memcached, the text codec
     /// lets other control characters through.
     pub fn new(raw: &'a [u8]) -> Self {
-        KeyList { raw }
+        KeyList { raw, single: false }
+    }
+
+    /// Wraps exactly one key, taken as is (binary protocol).
+    pub fn single(key: &'a [u8]) -> Self {
+        KeyList {
+            raw: key,
+            single: true,
+        }
     }
 
     /// Iterates over the keys.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.raw.split(|&b| b == b' ').filter(|k| !k.is_empty())
+        let single = self.single;
+        self.raw
+            .split(move |&b| !single && b == b' ')
+            .filter(|k| !k.is_empty())
     }
 }
 
@@ -45,6 +61,8 @@ pub enum StatsGroup<'a> {
     Conns,
     /// `stats reset`: zero the resettable counters.
     Reset,
+    /// `stats cachedump <class> <limit>`: keys of one slab class.
+    CacheDump { class: u32, limit: u32 },
     /// Anything else; memcached answers with an error.
     Other(&'a [u8]),
 }
@@ -107,6 +125,61 @@ pub enum Request<'a> {
     CacheMemlimit { megabytes: u64, noreply: bool },
     /// `stats [group]`.
     Stats { group: StatsGroup<'a> },
+    /// Meta get (`mg`): a lookup whose flags pick what to return and may
+    /// touch, vivify or ask for the recache win.
+    MetaGet {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+    },
+    /// Meta set (`ms`) with its data block.
+    MetaSet {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+        value: &'a [u8],
+    },
+    /// Meta delete (`md`): remove, invalidate or empty an item.
+    MetaDelete {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+    },
+    /// Meta arithmetic (`ma`).
+    MetaArith {
+        key: MetaKey<'a>,
+        flags: MetaFlags<'a>,
+    },
+    /// Meta debug (`me <key> [b]`).
+    MetaDebug { key: MetaKey<'a> },
+    /// Meta no-op (`mn`): answers `MN`, marking the end of a quiet pipeline.
+    MetaNoop,
+    /// Binary NOOP: answers with an empty success, flushing quiet pipelines.
+    Noop,
+    /// Delete only when the item's CAS unique equals `cas` (0 = any), as the
+    /// binary protocol allows.
+    DeleteIf {
+        key: &'a [u8],
+        cas: u64,
+        noreply: bool,
+    },
+    /// incr/decr with the binary protocol's extras: create the item with
+    /// `initial` and `exptime` when absent (`create = None`: answer not
+    /// found), and only change it when its CAS unique equals `cas` (0 = any).
+    ArithEx {
+        op: ArithOp,
+        key: &'a [u8],
+        delta: u64,
+        create: Option<(u64, i64)>,
+        cas: u64,
+        noreply: bool,
+    },
+    /// SASL: list the mechanisms offered. Answered by the connection, which
+    /// owns the authentication state, never by `exec`.
+    SaslListMechs,
+    /// SASL: start an exchange with `mech` and the client's first message.
+    SaslAuth { mech: &'a [u8], data: &'a [u8] },
+    /// SASL: the next client message of an exchange.
+    SaslStep { mech: &'a [u8], data: &'a [u8] },
+    /// `refresh_certs`: reload the TLS certificate and key files.
+    RefreshCerts,
     /// `config get <key>` (auto discovery; only `cluster` exists).
     ConfigGet { key: &'a [u8] },
     /// `config set <key> <flags> <bytes> [noreply]` + data block.
@@ -129,6 +202,8 @@ impl Request<'_> {
             Request::Store { noreply, .. }
             | Request::StoreTooLarge { noreply, .. }
             | Request::Delete { noreply, .. }
+            | Request::DeleteIf { noreply, .. }
+            | Request::ArithEx { noreply, .. }
             | Request::Arith { noreply, .. }
             | Request::Touch { noreply, .. }
             | Request::FlushAll { noreply, .. }

@@ -16,6 +16,10 @@ pub enum ClientError {
     NonNumericValue,
     /// `invalid numeric delta argument`
     InvalidDeltaArgument,
+    /// `bad command line` (a `stats cachedump` without its arguments)
+    BadCommandLine,
+    /// `Illegal slab id`
+    IllegalSlabId,
     /// `flush_all not allowed` (`-F`)
     FlushDisabled,
     /// `line too long`
@@ -30,6 +34,32 @@ pub enum ClientError {
     /// `invalid shutdown mode`: `shutdown` with an argument other than
     /// `graceful`.
     InvalidShutdownMode,
+    /// Meta: a flag letter the command does not know.
+    MetaInvalidFlag,
+    /// Meta: a flag given twice.
+    MetaDuplicateFlag,
+    /// Meta: an `O` token longer than 32 bytes.
+    MetaOpaqueTooLong,
+    /// Meta: a `b` key that is not base64.
+    MetaKeyDecode,
+    /// Meta: a bad number after `C`, `E`, `N`, `R` or `T`.
+    MetaBadToken,
+    /// Meta: `ms` with an unknown `M` mode.
+    MetaInvalidSetMode,
+    /// Meta: `ma` with an unknown `M` mode.
+    MetaInvalidArithMode,
+    /// Meta: `M` not followed by exactly one letter.
+    MetaMTokenLength,
+    /// Meta: a bad number after `J`.
+    MetaInvalidInitial,
+    /// Meta: a bad number after `D`.
+    MetaInvalidDelta,
+    /// Meta: how `md` and `ma` report any flag problem.
+    MetaInvalidOrDuplicateFlag,
+    /// Meta: too many tokens on an `mg` line.
+    MetaFlagsAreTooLong,
+    /// Meta: too many tokens on an `ms`, `md` or `ma` line.
+    MetaFlagsTooLong,
 }
 
 impl ClientError {
@@ -42,6 +72,8 @@ impl ClientError {
             ClientError::BadCommandLineTermination => "bad command line termination",
             ClientError::NonNumericValue => "cannot increment or decrement non-numeric value",
             ClientError::InvalidDeltaArgument => "invalid numeric delta argument",
+            ClientError::BadCommandLine => "bad command line",
+            ClientError::IllegalSlabId => "Illegal slab id",
             ClientError::FlushDisabled => "flush_all not allowed",
             ClientError::LineTooLong => "line too long",
             ClientError::Unauthenticated => "unauthenticated",
@@ -50,6 +82,19 @@ impl ClientError {
                 "bad command line format.  Usage: delete <key> [noreply]"
             }
             ClientError::InvalidShutdownMode => "invalid shutdown mode",
+            ClientError::MetaInvalidFlag => "invalid flag",
+            ClientError::MetaDuplicateFlag => "duplicate flag",
+            ClientError::MetaOpaqueTooLong => "opaque token too long",
+            ClientError::MetaKeyDecode => "error decoding key",
+            ClientError::MetaBadToken => "bad token in command line format",
+            ClientError::MetaInvalidSetMode => "invalid mode for ms M token",
+            ClientError::MetaInvalidArithMode => "invalid mode for ma M token",
+            ClientError::MetaMTokenLength => "incorrect length for M token",
+            ClientError::MetaInvalidInitial => "invalid numeric initial value",
+            ClientError::MetaInvalidDelta => "invalid numeric delta value",
+            ClientError::MetaInvalidOrDuplicateFlag => "invalid or duplicate flag",
+            ClientError::MetaFlagsAreTooLong => "options flags are too long",
+            ClientError::MetaFlagsTooLong => "options flags too long",
         }
     }
 }
@@ -139,7 +184,21 @@ pub enum Response<'a> {
     /// `CLIENT_ERROR <message>` with a message built for this request
     /// (which node of a cluster configuration is wrong, and why).
     ClientErrorText(&'a str),
+    /// One `ITEM <key> [<bytes> b; <expiry> s]` line of `stats cachedump`;
+    /// `expiry` is a unix time, or 0 for an item that never expires.
+    CacheDumpItem {
+        key: &'a [u8],
+        bytes: usize,
+        expiry: i64,
+    },
     /// A whole reply line with no common shape, worded individually by
     /// memcached (`ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
     Line(&'static str),
+    /// A meta reply (`HD`, `VA`, `EN`, `NS`, `EX`, `NF` with flags), by
+    /// reference so that every other response stays small.
+    Meta(&'a crate::protocol::meta::MetaReply<'a>),
+    /// The `me` reply.
+    MetaDebug(&'a crate::protocol::meta::MetaDebugReply<'a>),
+    /// `MN`.
+    MetaNoop,
 }

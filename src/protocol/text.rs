@@ -19,4 +19,5 @@ mod parse;
 mod tests;
 
 pub use encode::encode;
+pub(crate) use encode::put_stat_value;
 pub use parse::parse;

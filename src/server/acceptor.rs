@@ -21,6 +21,8 @@ pub struct NewConn {
     pub stream: TcpStream,
     pub id: u64,
     pub last_cmd: Arc<std::sync::atomic::AtomicU32>,
+    /// The listener speaks TLS (`-Z`, not `notls:`).
+    pub tls: bool,
 }
 
 /// The channel and waker of one worker.
@@ -39,6 +41,8 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Acceptor {
     poll: Poll,
     listeners: Vec<TcpListener>,
+    /// Per listener: whether its connections speak TLS.
+    tls: Vec<bool>,
     workers: Vec<WorkerHandle>,
     state: Arc<ServerState>,
     next: usize,
@@ -53,10 +57,16 @@ impl Acceptor {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut ls = Vec::with_capacity(listeners.len());
+        let mut tls = Vec::with_capacity(listeners.len());
         for (i, l) in listeners.into_iter().enumerate() {
             let mut l = TcpListener::from_std(l);
             poll.registry()
                 .register(&mut l, Token(i), Interest::READABLE)?;
+            let plain = match l.local_addr() {
+                Ok(a) => state.settings.tls.notls.contains(&a.ip()),
+                Err(_) => true,
+            };
+            tls.push(state.tls.is_some() && !plain);
             ls.push(l);
         }
         {
@@ -71,6 +81,7 @@ impl Acceptor {
             Acceptor {
                 poll,
                 listeners: ls,
+                tls,
                 workers,
                 state,
                 next: 0,
@@ -110,7 +121,7 @@ impl Acceptor {
     fn accept_from(&mut self, i: usize) -> bool {
         loop {
             match self.listeners[i].accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, peer)) => self.admit(stream, peer, self.tls[i]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
@@ -122,7 +133,7 @@ impl Acceptor {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr) {
+    fn admit(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr, tls: bool) {
         let conns = &self.state.conns;
         let max = self.state.settings.max_connections as u64;
         if conns.curr_connections.load(Ordering::Relaxed) >= max {
@@ -157,6 +168,7 @@ impl Acceptor {
             stream,
             id,
             last_cmd,
+            tls,
         };
         if w.tx.send(conn).is_ok() {
             let _ = w.waker.wake();

@@ -12,16 +12,35 @@
 //! read them, so a client that never reads cannot make the server buffer
 //! without bound. A multi-key read that fills the output pauses between keys
 //! and resumes where it stopped.
+//!
+//! Codec: fixed by the first byte the connection sends (`0x80` = binary,
+//! anything else = text), within what `-B` allows.
+//!
+//! Authentication: with `-S` or `-Y` a connection starts unauthenticated.
+//! Binary connections may then only send SASL_LIST_MECHS/AUTH/STEP and
+//! VERSION (anything else: auth error, close); text connections only the
+//! authentication `set` (anything else: `CLIENT_ERROR unauthenticated`,
+//! close). The SASL exchange state lives here, per connection.
+//!
+//! Transport: plain TCP reads and writes the socket directly. A connection
+//! from a TLS listener goes through its rustls session (`server::tls`),
+//! driven only by socket readiness, so a handshake never blocks the worker.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
+use rustls::ServerConnection;
 
+use crate::auth::{SaslConn, Step};
 use crate::clock::RelTime;
+use crate::config::Binding;
 use crate::exec::{self, Context, Outcome, Sink};
-use crate::protocol::{text, Limits, Parsed, Response};
+use crate::protocol::binary::Status;
+use crate::protocol::binary::{self, Frame, Reply};
+use crate::protocol::{text, ClientError, Limits, Parsed, Request, Response, StoreMode};
+use crate::server::tls;
 
 /// Queued reply bytes above which a connection stops taking requests.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
@@ -94,6 +113,37 @@ impl Sink for TextSink<'_> {
     }
 }
 
+/// Encodes replies to one binary request.
+struct BinarySink<'a, 'k> {
+    out: &'a mut Vec<u8>,
+    reply: Reply<'k>,
+}
+
+impl Sink for BinarySink<'_, '_> {
+    #[inline]
+    fn reply(&mut self, response: &Response<'_>) {
+        self.reply.encode(response, self.out);
+    }
+
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.out.len() >= OUT_HIGH_WATER
+    }
+
+    #[inline]
+    fn cas(&mut self, cas: u64) {
+        self.reply.set_cas(cas);
+    }
+}
+
+/// The wire protocol a connection speaks, fixed by its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Codec {
+    Undecided,
+    Text,
+    Binary,
+}
+
 pub struct Conn {
     pub stream: TcpStream,
     /// Registry id (`stats conns`).
@@ -113,6 +163,48 @@ pub struct Conn {
     eof: bool,
     pub last_active: RelTime,
     last_cmd: Arc<AtomicU32>,
+    codec: Codec,
+    /// Passed SASL or text authentication (only consulted when the server
+    /// requires it).
+    authenticated: bool,
+    /// A SASL exchange in progress.
+    sasl: Option<Box<SaslConn>>,
+    /// The TLS session of a connection on a TLS listener; `None` is plain
+    /// TCP, whose reads and writes go straight to the socket.
+    tls: Option<Box<ServerConnection>>,
+    /// The TLS close_notify alert is queued.
+    close_notified: bool,
+}
+
+/// Reads from the transport: the socket itself, or plaintext out of TLS.
+#[inline]
+fn sock_read(
+    stream: &mut TcpStream,
+    session: &mut Option<Box<ServerConnection>>,
+    buf: &mut [u8],
+    cx: &Context<'_>,
+) -> io::Result<usize> {
+    match session {
+        None => stream.read(buf),
+        Some(t) => {
+            static NONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let errors = cx.state.tls.as_ref().map_or(&NONE, |s| &s.handshake_errors);
+            tls::read(t, stream, buf, errors)
+        }
+    }
+}
+
+/// Writes to the transport: the socket itself, or through TLS.
+#[inline]
+fn sock_write(
+    stream: &mut TcpStream,
+    session: &mut Option<Box<ServerConnection>>,
+    buf: &[u8],
+) -> io::Result<usize> {
+    match session {
+        None => stream.write(buf),
+        Some(t) => tls::write(t, stream, buf),
+    }
 }
 
 impl Conn {
@@ -129,9 +221,26 @@ impl Conn {
             eof: false,
             last_active: now,
             last_cmd,
+            codec: Codec::Undecided,
+            authenticated: false,
+            sasl: None,
+            tls: None,
+            close_notified: false,
         }
     }
 
+    /// Makes this a TLS connection; the handshake happens as bytes arrive.
+    pub fn set_tls(&mut self, session: Box<ServerConnection>) {
+        self.tls = Some(session);
+    }
+
+    /// TLS records queued but not yet written to the socket.
+    fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Queued bytes not yet written. While a sink holds the buffer it is
+    /// empty here, and `wpos` is 0 outside `flush`, so this never underflows.
     fn pending_output(&self) -> usize {
         self.wbuf.len() - self.wpos
     }
@@ -139,13 +248,20 @@ impl Conn {
     /// Writes queued output; true when all of it went out.
     fn flush(&mut self, cx: &Context<'_>) -> io::Result<bool> {
         while self.wpos < self.wbuf.len() {
-            match self.stream.write(&self.wbuf[self.wpos..]) {
+            match sock_write(&mut self.stream, &mut self.tls, &self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.wpos += n;
                     cx.stats.bytes_written.add(n as u64);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Drop what was written, so the buffer holds only unsent
+                    // bytes (it cannot grow behind a slow reader) and
+                    // `wpos` is 0 whenever the buffer is handed to a sink.
+                    self.wbuf.drain(..self.wpos);
+                    self.wpos = 0;
+                    return Ok(false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -164,7 +280,7 @@ impl Conn {
     fn flush_scratch(&mut self, out: &mut Vec<u8>, cx: &Context<'_>) -> io::Result<()> {
         let mut pos = 0;
         while pos < out.len() {
-            match self.stream.write(&out[pos..]) {
+            match sock_write(&mut self.stream, &mut self.tls, &out[pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     pos += n;
@@ -208,6 +324,10 @@ impl Conn {
         mut budget: usize,
     ) -> io::Result<Next> {
         loop {
+            // 0. TLS records the socket did not take last time.
+            if let Some(t) = &mut self.tls {
+                tls::flush(t, &mut self.stream)?;
+            }
             // 1. Queued output first: it bounds everything else.
             if self.pending_output() > 0
                 && !self.flush(cx)?
@@ -216,10 +336,21 @@ impl Conn {
                 return Ok(Next::Wait);
             }
             if self.closing {
-                return Ok(if self.pending_output() == 0 {
-                    Next::Close
-                } else {
+                if self.pending_output() > 0 {
+                    return Ok(Next::Wait);
+                }
+                if let Some(t) = &mut self.tls {
+                    if !self.close_notified {
+                        // A clean TLS close, so clients see an orderly end.
+                        self.close_notified = true;
+                        t.send_close_notify();
+                        tls::flush(t, &mut self.stream)?;
+                    }
+                }
+                return Ok(if self.tls_pending() {
                     Next::Wait
+                } else {
+                    Next::Close
                 });
             }
 
@@ -245,7 +376,7 @@ impl Conn {
 
             // 3. Read more.
             let n = if self.rbuf.is_empty() {
-                match self.stream.read(&mut scratch.input) {
+                match sock_read(&mut self.stream, &mut self.tls, &mut scratch.input, cx) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Wait),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -254,7 +385,7 @@ impl Conn {
             } else {
                 let len = self.rbuf.len();
                 self.rbuf.resize(len + READ_CHUNK.max(len / 2), 0);
-                let r = self.stream.read(&mut self.rbuf[len..]);
+                let r = sock_read(&mut self.stream, &mut self.tls, &mut self.rbuf[len..], cx);
                 match r {
                     Ok(n) => {
                         self.rbuf.truncate(len + n);
@@ -324,6 +455,7 @@ impl Conn {
         budget: &mut usize,
     ) -> io::Result<(usize, Stop)> {
         if self.pending_output() > 0 {
+            debug_assert_eq!(self.wpos, 0, "written bytes are dropped when a flush stops");
             let mut wbuf = std::mem::take(&mut self.wbuf);
             let r = self.process(input, &mut wbuf, cx, limits, budget);
             self.wbuf = wbuf;
@@ -364,8 +496,41 @@ impl Conn {
             if *budget == 0 {
                 return (pos, Stop::Budget);
             }
+            if self.codec == Codec::Undecided {
+                self.codec = match cx.state.settings.protocol {
+                    Binding::Ascii => Codec::Text,
+                    Binding::Binary => Codec::Binary,
+                    Binding::Auto if input[pos] == binary::MAGIC_REQUEST => Codec::Binary,
+                    Binding::Auto => Codec::Text,
+                };
+            }
+            if self.codec == Codec::Binary {
+                match self.binary_step(&input[pos..], out, cx, limits, budget) {
+                    (n, None) => pos += n,
+                    (n, Some(stop)) => return (pos + n, stop),
+                }
+                continue;
+            }
             match text::parse(&input[pos..], limits) {
                 Parsed::Incomplete => return (pos, Stop::NeedInput),
+                Parsed::Request { request, consumed } if !self.may_serve(cx) => {
+                    *budget -= 1;
+                    pos += consumed;
+                    if self.text_auth(&request, out, cx) {
+                        self.closing = true;
+                        return (pos, Stop::Close);
+                    }
+                }
+                Parsed::Oversized { consumed, .. } | Parsed::Invalid { consumed, .. }
+                    if !self.may_serve(cx) =>
+                {
+                    // Before authentication every other line, valid or
+                    // not, gets the same refusal.
+                    pos += consumed;
+                    text::encode(&Response::ClientError(ClientError::Unauthenticated), out);
+                    self.closing = true;
+                    return (pos, Stop::Close);
+                }
                 Parsed::Request { request, consumed } => {
                     *budget -= 1;
                     self.last_cmd.store(cx.state.clock.now(), Ordering::Relaxed);
@@ -425,6 +590,209 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Parses and executes one binary frame from the front of `input`.
+    /// Returns the bytes consumed and, when processing must stop, why.
+    fn binary_step(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        cx: &Context<'_>,
+        limits: &Limits,
+        budget: &mut usize,
+    ) -> (usize, Option<Stop>) {
+        match binary::parse(input, limits) {
+            Frame::Incomplete => (0, Some(Stop::NeedInput)),
+            Frame::BadMagic => {
+                self.closing = true;
+                (input.len(), Some(Stop::Close))
+            }
+            Frame::Error {
+                header,
+                status,
+                consumed,
+                swallow,
+                close,
+            } => {
+                *budget = budget.saturating_sub(1);
+                // Before authentication, as memcached: the auth error comes
+                // first, whatever else is wrong with the frame.
+                if !self.may_serve(cx) && !binary::allowed_before_auth(header.opcode) {
+                    return self.refuse_unauthenticated(header, out);
+                }
+                Reply::new(header, &Request::Noop).error(status, out);
+                self.swallow = swallow;
+                if close {
+                    self.closing = true;
+                    return (consumed, Some(Stop::Close));
+                }
+                (consumed, None)
+            }
+            Frame::Oversized {
+                header,
+                request,
+                consumed,
+                swallow,
+            } => {
+                *budget -= 1;
+                if !self.may_serve(cx) {
+                    return self.refuse_unauthenticated(header, out);
+                }
+                let mut sink = BinarySink {
+                    out,
+                    reply: Reply::new(header, &request),
+                };
+                exec::execute(&request, 0, cx, &mut sink);
+                self.swallow = swallow;
+                (consumed, None)
+            }
+            Frame::Request {
+                header,
+                request,
+                consumed,
+            } => {
+                *budget -= 1;
+                self.last_cmd.store(cx.state.clock.now(), Ordering::Relaxed);
+                if !self.may_serve(cx) && !binary::allowed_before_auth(header.opcode) {
+                    return self.refuse_unauthenticated(header, out);
+                }
+                let mut sink = BinarySink {
+                    out,
+                    reply: Reply::new(header, &request),
+                };
+                if binary::is_sasl(&request) {
+                    self.sasl_request(&request, &mut sink, cx);
+                    return (consumed, None);
+                }
+                if request == Request::Quit {
+                    // QUIT answers before closing; QUITQ closes silently.
+                    sink.reply(&Response::Ok);
+                }
+                match exec::execute(&request, 0, cx, &mut sink) {
+                    Outcome::Done | Outcome::Paused { .. } => (consumed, None),
+                    Outcome::Close => {
+                        self.closing = true;
+                        (consumed, Some(Stop::Close))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether requests may be served: no authentication is required, or
+    /// this connection has passed it.
+    #[inline]
+    fn may_serve(&self, cx: &Context<'_>) -> bool {
+        self.authenticated || cx.state.auth.is_none()
+    }
+
+    /// Answers a binary request sent before authentication: an auth error,
+    /// then the connection closes (memcached's behaviour).
+    fn refuse_unauthenticated(
+        &mut self,
+        header: binary::Header,
+        out: &mut Vec<u8>,
+    ) -> (usize, Option<Stop>) {
+        Reply::new(header, &Request::Noop).error(Status::AuthError, out);
+        self.closing = true;
+        (0, Some(Stop::Close))
+    }
+
+    /// Serves SASL_LIST_MECHS, SASL_AUTH and SASL_STEP.
+    fn sasl_request(
+        &mut self,
+        request: &Request<'_>,
+        sink: &mut BinarySink<'_, '_>,
+        cx: &Context<'_>,
+    ) {
+        let Some(sasl) = cx.state.auth.as_ref().and_then(|a| a.sasl.as_ref()) else {
+            // Without -S memcached does not know these opcodes.
+            let status = if cx.state.auth.is_some() {
+                Status::AuthError
+            } else {
+                Status::UnknownCommand
+            };
+            sink.reply.error(status, sink.out);
+            return;
+        };
+        let state = self.sasl.get_or_insert_with(Default::default);
+        let step = match *request {
+            Request::SaslAuth { mech, data } => state.start(sasl, mech, data),
+            Request::SaslStep { mech, data } => state.step(mech, data),
+            _ => {
+                sink.reply.value(
+                    Status::Success,
+                    crate::auth::sasl::MECHANISMS.as_bytes(),
+                    sink.out,
+                );
+                return;
+            }
+        };
+        cx.stats.auth_cmds.incr();
+        match step {
+            Step::Continue(challenge) => {
+                sink.reply.value(Status::AuthContinue, &challenge, sink.out)
+            }
+            Step::Done { user, data } => {
+                if let Request::SaslAuth { mech, .. } | Request::SaslStep { mech, .. } = *request {
+                    cx.state.log(
+                        2,
+                        format_args!(
+                            "<{} SASL {} authenticated {user}",
+                            self.id,
+                            String::from_utf8_lossy(mech)
+                        ),
+                    );
+                }
+                self.authenticated = true;
+                self.sasl = None;
+                let data: &[u8] = if data.is_empty() {
+                    b"Authenticated"
+                } else {
+                    &data
+                };
+                sink.reply.value(Status::Success, data, sink.out);
+            }
+            Step::Failed => {
+                cx.stats.auth_errors.incr();
+                sink.reply.error(Status::AuthError, sink.out);
+            }
+        }
+    }
+
+    /// Text-protocol authentication (memcached's `-Y`, and with `-S` against
+    /// the SASL user database): only a `set` whose data is `user password`
+    /// is accepted. Returns true when the connection must close.
+    fn text_auth(&mut self, request: &Request<'_>, out: &mut Vec<u8>, cx: &Context<'_>) -> bool {
+        let Request::Store {
+            mode: StoreMode::Set,
+            value,
+            noreply,
+            ..
+        } = *request
+        else {
+            text::encode(&Response::ClientError(ClientError::Unauthenticated), out);
+            return true;
+        };
+        let Some(auth) = cx.state.auth.as_ref() else {
+            return false;
+        };
+        cx.stats.auth_cmds.incr();
+        let reply = if !value.contains(&b' ') {
+            cx.stats.auth_errors.incr();
+            Response::Line("CLIENT_ERROR bad authentication token format")
+        } else if auth.verify_text(value) {
+            self.authenticated = true;
+            Response::Stored
+        } else {
+            cx.stats.auth_errors.incr();
+            Response::ClientError(ClientError::AuthenticationFailure)
+        };
+        if !noreply {
+            text::encode(&reply, out);
+        }
+        false
     }
 
     /// Tries to write what is queued, for a connection being shut down.

@@ -14,6 +14,7 @@
 mod acceptor;
 mod conn;
 mod listener;
+pub mod tls;
 mod worker;
 
 use std::io;
@@ -85,7 +86,23 @@ impl Server {
         agent
             .bootstrap()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let state = Arc::new(ServerState::with_cluster(settings, cluster));
+        let auth = crate::auth::Auth::load(&settings)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = if settings.tls.enabled {
+            let t = tls::Tls::load(&settings.tls, 0)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(Arc::new(t))
+        } else {
+            None
+        };
+        let mut state = ServerState::with_cluster(settings, cluster);
+        state.auth = auth;
+        if let Some(t) = &tls {
+            t.loaded_at
+                .store(state.clock.now(), std::sync::atomic::Ordering::Relaxed);
+        }
+        state.tls = tls;
+        let state = Arc::new(state);
 
         let mut threads = Vec::new();
         let mut handles = Vec::new();

@@ -99,6 +99,15 @@ impl Worker {
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd, now);
+            if nc.tls {
+                match self.state.tls.as_ref().map(|t| t.accept()) {
+                    Some(Ok(session)) => conn.set_tls(session),
+                    _ => {
+                        self.forget(nc.id);
+                        continue;
+                    }
+                }
+            }
             // Both interests once: with edge triggering there is nothing to
             // re-register when a connection switches between reading and
             // waiting for its output to drain.

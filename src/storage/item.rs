@@ -52,6 +52,14 @@ pub(crate) const LINKED: u8 = 2;
 pub(crate) const SMALL: u8 = 4;
 /// Four bytes of client flags follow the header.
 pub(crate) const HAS_FLAGS: u8 = 8;
+/// Meta protocol: invalidated (`md … I`, `ms … I`); readers see `X`.
+pub(crate) const STALE: u8 = 16;
+/// Meta protocol: a client already won the right to recache (`W`); later
+/// readers see `Z` until the item is replaced.
+pub(crate) const WIN_SENT: u8 = 32;
+/// Meta protocol: stored through a base64 key (`b`), so `k` echoes it
+/// base64-encoded.
+pub(crate) const KEY_BINARY: u8 = 64;
 
 /// Frequency part of `access` (saturates at 3).
 pub(crate) const FREQ_MASK: u8 = 0b11;
@@ -142,6 +150,16 @@ impl Item {
             self.access().store(new, Ordering::Relaxed);
         }
         a & FETCHED != 0
+    }
+
+    /// Records a write that counts for eviction but is not a read (incr/decr):
+    /// memcached leaves the "fetched" mark, which `mg … h` reports, alone.
+    #[inline]
+    pub(crate) fn bump_freq(self) {
+        let a = self.access().load(Ordering::Relaxed);
+        let freq = (a & FREQ_MASK).saturating_add(1).min(FREQ_MASK);
+        self.access()
+            .store((a & !FREQ_MASK) | freq, Ordering::Relaxed);
     }
 
     /// # Safety
@@ -263,8 +281,16 @@ impl Item {
         HEADER + self.flags_len() + self.klen() + self.vlen()
     }
 
+    /// Forgets the meta protocol marks: a new value is neither stale nor
+    /// promised to a recacher.
+    #[inline]
+    pub(crate) fn clear_meta(self) {
+        self.state()
+            .fetch_and(!(STALE | WIN_SENT | KEY_BINARY), Ordering::Relaxed);
+    }
+
     /// Writes a fresh item. Leaves the life state (OWNED) and SMALL bit as
-    /// they are and sets HAS_FLAGS as needed. Returns the value area for the
+    /// they are, clears the meta marks and sets HAS_FLAGS as needed. Returns the value area for the
     /// caller to fill.
     ///
     /// # Safety
@@ -286,6 +312,7 @@ impl Item {
         (self.0.add(OFF_VLEN) as *mut u32).write(vlen as u32);
         *self.0.add(OFF_KLEN) = key.len() as u8;
         self.access().store(0, Ordering::Relaxed);
+        self.clear_meta();
         let mut off = HEADER;
         if flags != 0 {
             self.state().fetch_or(HAS_FLAGS, Ordering::Relaxed);

@@ -60,9 +60,12 @@
 
 mod arith;
 mod crawler;
+mod dump;
+pub use dump::DumpedItem;
 mod evict;
 mod index;
 mod item;
+mod meta;
 mod slabs;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -75,6 +78,8 @@ use evict::Ghost;
 use index::{lock, Index};
 use item::{item_size, Item, FETCHED, LINKED, OWNED};
 use slabs::Slabs;
+
+pub use meta::{DebugInfo, MetaArith, MetaDeleteOpts, MetaGetOpts, MetaStoreOpts, MetaView};
 
 /// How a store combines the new value with what is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -655,6 +660,7 @@ impl Cache {
             if access & FETCHED != 0 {
                 it.access().fetch_and(!FETCHED, Ordering::Relaxed);
             }
+            it.clear_meta();
             self.total_items.fetch_add(1, Ordering::Relaxed);
             Some(cas)
         }
@@ -808,6 +814,11 @@ impl Cache {
             // SAFETY (this block's reads and the in-place write): live item
             // under its stripe lock.
             let old_cas = unsafe { it.cas() };
+            // memcached rejects an empty value before it looks at the CAS.
+            // SAFETY: as above.
+            if unsafe { it.vlen() } == 0 {
+                return ArithOutcome::NonNumeric;
+            }
             if cas != 0 && self.reported(old_cas) != cas {
                 return ArithOutcome::Exists;
             }
@@ -820,7 +831,7 @@ impl Cache {
                 ArithOp::Decr => cur.saturating_sub(delta),
             };
             let digits = arith::format_u64(value, &mut buf);
-            it.mark_access();
+            it.bump_freq();
             // SAFETY: as above.
             let (olen, oflags) = unsafe { (it.vlen(), it.flags()) };
             if digits.len() <= olen {
@@ -857,7 +868,7 @@ impl Cache {
             let nit = self.slabs.item(loc);
             // SAFETY: we own `loc`, sized for the digits.
             unsafe { nit.init(key, digits.len(), oflags, oexp, now, 0) }.copy_from_slice(digits);
-            nit.access().store(FETCHED | 1, Ordering::Relaxed);
+            nit.access().store(1, Ordering::Relaxed);
             let new_cas = self.link(&mut t, hash, loc, Some(old));
             drop(t);
             self.release(old, None);

@@ -754,3 +754,34 @@ fn overwrite_in_place_keeps_accounting() {
     );
     assert_eq!(c.class_stats(NOW)[0].used_chunks, 1);
 }
+
+#[test]
+fn dump_lists_live_items_of_a_class() {
+    let c = cache_with(4 * MB);
+    for k in ["a", "b", "c"] {
+        stored(c.store(StoreMode::Set, k.as_bytes(), 0, 0, b"vv", 0, NOW));
+    }
+    stored(c.store(StoreMode::Set, b"gone", 0, NOW + 1, b"vv", 0, NOW));
+    let class = c
+        .class_stats(NOW)
+        .into_iter()
+        .find(|s| s.items > 0)
+        .unwrap()
+        .id;
+    let mut keys = Vec::new();
+    let n = c.dump_class(class, 0, NOW + 5, |item| {
+        assert_eq!(item.value_len, 2);
+        keys.push(item.key.to_vec());
+        true
+    });
+    keys.sort();
+    assert_eq!(n, 3);
+    assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(c.dump_class(class, 2, NOW + 5, |_| true), 2);
+    assert_eq!(c.dump_class(class, 0, NOW + 5, |_| false), 1);
+    assert_eq!(c.dump_class(63, 0, NOW, |_| true), 0);
+    assert!(c.is_class_id(63) && !c.is_class_id(200));
+    // Every class that exists can be listed, also beyond memcached's 63.
+    let last = c.slabs.classes.len() as u32;
+    assert!(last > 63 && c.is_class_id(last) && !c.is_class_id(last + 1));
+}

@@ -7,6 +7,9 @@
 //! memcached-compatible flags instead, which is how every expectation in this suite is checked
 //! against the reference server.
 //!
+//! Dropping a `Server` also checks its stderr: a ferrocache that logged an internal panic (say
+//! in one worker thread, which leaves the process running) fails the test.
+//!
 //! `Conn` is a blocking TCP connection with a read timeout and byte-exact assertions.
 
 #![allow(dead_code)]
@@ -129,6 +132,7 @@ pub struct Server {
     pub kind: Target,
     addrs: Vec<SocketAddr>,
     stderr: Arc<Mutex<Vec<String>>>,
+    exit_expected: bool,
 }
 
 impl Server {
@@ -192,13 +196,16 @@ impl Server {
             kind: Target::Ferrocache,
             addrs,
             stderr,
+            exit_expected: false,
         }
     }
 
     /// Starts memcached on a free port and waits until it accepts connections.
     pub fn start_memcached(args: &[&str]) -> Server {
         let bin = require_memcached();
-        // A port picked by bind-and-release can be taken by someone else in between; retry.
+        // A port picked by bind-and-release can be taken by another process before memcached
+        // binds it (the suite opens many client sockets); then start over on a new port.
+        let mut last_err = String::new();
         for _attempt in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(&bin);
@@ -214,38 +221,52 @@ impl Server {
             let mut child = cmd.spawn().expect("spawn memcached");
             let (stderr, _rx) = drain_stderr(&mut child);
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let deadline = Instant::now() + START_TIMEOUT;
+            let deadline = Instant::now() + Duration::from_secs(5);
             let mut backoff = Duration::from_millis(2);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let err = stderr.lock().unwrap().join("\n");
-                    if err.contains("Address already in use") {
-                        break; // next attempt
-                    }
-                    panic!(
-                        "memcached {args:?} exited with {status} before accepting; stderr:\n{err}"
+                    // Give the stderr reader a moment to collect the reason.
+                    thread::sleep(Duration::from_millis(50));
+                    last_err = format!(
+                        "exited with {status}: {}",
+                        stderr.lock().unwrap().join("\n")
                     );
+                    if !last_err.contains("Address already in use") {
+                        panic!("memcached {args:?} {last_err}");
+                    }
+                    break; // port trouble: next attempt
                 }
                 if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                    drop(s);
+                    // Something answers on the port, but it may be another process that took
+                    // the port first: only accept our own child, identified by its pid.
+                    match stats_pid(s) {
+                        Some(pid) if pid == child.id() => {}
+                        _ => {
+                            last_err = format!("port {port} is answered by another process");
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break;
+                        }
+                    }
                     return Server {
                         child: Some(child),
                         kind: Target::Memcached,
                         addrs: vec![addr],
                         stderr,
+                        exit_expected: false,
                     };
                 }
                 if Instant::now() > deadline {
+                    last_err = format!("did not accept on {addr} within 5 s");
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("memcached {args:?} did not accept on {addr} within {START_TIMEOUT:?}");
+                    break;
                 }
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_millis(100));
             }
-            let _ = child.wait();
         }
-        panic!("could not find a free port for memcached");
+        panic!("memcached {args:?} could not be started: {last_err}");
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -271,7 +292,13 @@ impl Server {
 
     /// Everything the server printed on stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+        let lines = self.stderr.lock().unwrap();
+        let shown: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| *l != STDERR_EOF)
+            .collect();
+        shown.join("\n")
     }
 
     /// Sends a signal (e.g. `libc::SIGTERM`) to the server process.
@@ -282,6 +309,7 @@ impl Server {
 
     /// Waits up to `timeout` for the server to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.exit_expected = true;
         let deadline = Instant::now() + timeout;
         let child = self.child.as_mut().expect("server already reaped");
         loop {
@@ -303,9 +331,56 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        // A server that died on its own (crash, panic, abort) explains a failing test.
+        let died = match c.try_wait() {
+            Ok(Some(status)) if !self.exit_expected => Some(status),
+            _ => None,
+        };
+        let _ = c.kill();
+        let _ = c.wait();
+        // Let the stderr reader reach the end of the stream (bounded).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline
+            && self.stderr.lock().unwrap().last().map(String::as_str) != Some(STDERR_EOF)
+        {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let err = self.stderr();
+        if let Some(status) = died {
+            eprintln!(
+                "{:?} server exited by itself with {status}; stderr:\n{err}",
+                self.kind
+            );
+        }
+        // A panic inside the server (for example in one worker thread, which leaves the
+        // process running) fails the test even if every reply it checked was right.
+        if self.kind == Target::Ferrocache && err.contains("panicked at") {
+            let excerpt: String = err.lines().take(40).collect::<Vec<_>>().join("\n");
+            if thread::panicking() {
+                eprintln!("the server panicked internally; stderr:\n{excerpt}");
+            } else {
+                panic!("the server panicked internally; stderr:\n{excerpt}");
+            }
+        }
+    }
+}
+
+/// Asks a freshly connected server for `stats` and returns its pid.
+fn stats_pid(mut s: TcpStream) -> Option<u32> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"stats\r\n").ok()?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 || line.starts_with("END") {
+            return None;
+        }
+        if let Some(pid) = line.strip_prefix("STAT pid ") {
+            return pid.trim().parse().ok();
         }
     }
 }
@@ -318,6 +393,8 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
     let pipe = child.stderr.take().expect("stderr piped");
     let l2 = lines.clone();
     thread::spawn(move || {
+        // Marks the end of the stream once the loop below returns.
+        let _eof = EofMark(l2.clone());
         let mut r = BufReader::new(pipe);
         let mut buf = Vec::new();
         loop {
@@ -335,6 +412,17 @@ fn drain_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<S
         }
     });
     (lines, rx)
+}
+
+/// The last line pushed by the stderr reader, so `Server::drop` knows it has seen everything.
+const STDERR_EOF: &str = "\u{0}<end of stderr>";
+
+struct EofMark(Arc<Mutex<Vec<String>>>);
+
+impl Drop for EofMark {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push(STDERR_EOF.to_string());
+    }
 }
 
 /// Runs a binary to completion with a timeout; returns (status, stdout, stderr).
@@ -412,6 +500,27 @@ impl Conn {
         let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::FIONREAD, &mut n) };
         assert_eq!(rc, 0, "FIONREAD failed");
         n as usize + self.rbuf.len()
+    }
+
+    /// Connects with a small receive buffer, so the server can only ever write a little at a
+    /// time to this client (its send window is bounded by our buffer).
+    pub fn connect_small_rcvbuf(addr: SocketAddr, bytes: usize) -> Conn {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        sock.connect_timeout(&addr.into(), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let stream: TcpStream = sock.into();
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            stream,
+            timeout: READ_TIMEOUT,
+            rbuf: Vec::new(),
+        }
     }
 
     pub fn set_timeout(&mut self, t: Duration) {

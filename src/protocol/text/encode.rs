@@ -74,6 +74,21 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
         Response::ClientError(error) => line(out, b"CLIENT_ERROR ", error.message().as_bytes()),
         Response::ServerError(error) => line(out, b"SERVER_ERROR ", error.message().as_bytes()),
         Response::Line(text) => line(out, b"", text.as_bytes()),
+        Response::CacheDumpItem { key, bytes, expiry } => {
+            out.extend_from_slice(b"ITEM ");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b" [");
+            put_u64(out, bytes as u64);
+            out.extend_from_slice(b" b; ");
+            if expiry < 0 {
+                out.push(b'-');
+            }
+            put_u64(out, expiry.unsigned_abs());
+            out.extend_from_slice(b" s]\r\n");
+        }
+        Response::Meta(reply) => crate::protocol::meta::encode(reply, out),
+        Response::MetaDebug(reply) => crate::protocol::meta::encode_debug(reply, out),
+        Response::MetaNoop => out.extend_from_slice(b"MN\r\n"),
     }
 }
 
@@ -84,7 +99,7 @@ fn line(out: &mut Vec<u8>, prefix: &[u8], text: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn put_stat_value(out: &mut Vec<u8>, value: StatValue<'_>) {
+pub(crate) fn put_stat_value(out: &mut Vec<u8>, value: StatValue<'_>) {
     match value {
         StatValue::U64(n) => put_u64(out, n),
         StatValue::I64(n) => {

@@ -82,8 +82,13 @@ fn parse_general<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"config" => config::config(tokens, buf, next, limits),
         b"cluster" => config::cluster(tokens, buf, next, limits),
         // memcached ignores anything after these two.
+        b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me" => {
+            crate::protocol::meta::parse_command(command, tokens.rest(), buf, next, limits)
+                .unwrap_or_else(|| invalid(Response::Error, next, false))
+        }
         b"version" => request(Request::Version, next),
         b"quit" => request(Request::Quit, next),
+        b"refresh_certs" => request(Request::RefreshCerts, next),
         _ => invalid(Response::Error, next, false),
     }
 }
@@ -640,6 +645,15 @@ fn stats(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
         Some(b"sizes") => StatsGroup::Sizes,
         Some(b"conns") => StatsGroup::Conns,
         Some(b"reset") => StatsGroup::Reset,
+        Some(b"cachedump") => {
+            let (Some(class), Some(limit)) = (tokens.next(), tokens.next()) else {
+                return client_error(ClientError::BadCommandLine, next, false);
+            };
+            match (parse_u32(class), parse_u32(limit)) {
+                (Some(class), Some(limit)) => StatsGroup::CacheDump { class, limit },
+                _ => return client_error(ClientError::BadCommandLineFormat, next, false),
+            }
+        }
         Some(other) => StatsGroup::Other(other),
     };
     request(Request::Stats { group }, next)

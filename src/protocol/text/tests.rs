@@ -689,7 +689,7 @@ fn junk_lines_are_errors() {
         b"Set k 0 0 1\r\n",
         b"g\r\n",
         b"getx a\r\n",
-        b"mn\r\n",
+        b"MN\r\n",
         b"\x00get a\r\n",
         b"\x01\x02\x03\r\n",
         b"\xff\xfe\r\n",

@@ -1,0 +1,188 @@
+//! SASL over the binary protocol (memcached `-S`) with rsasl: PLAIN,
+//! SCRAM-SHA-256 and SCRAM-SHA-1 against the [`UserDb`].
+//!
+//! A session that reaches rsasl's `Finished` state is not necessarily
+//! authenticated (a SCRAM exchange with a bad proof finishes too, with an
+//! error message for the client): only [`Validation`] carrying the user name,
+//! set by our `validate` callback, counts.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use rsasl::callback::{Context, Request, SessionCallback, SessionData};
+use rsasl::mechanisms::scram::properties::ScramStoredPassword;
+use rsasl::mechname::Mechname;
+use rsasl::prelude::{SASLConfig, SASLServer, Session, SessionError, State};
+use rsasl::property::{AuthId, AuthzId, Password};
+use rsasl::validate::{Validate, Validation, ValidationError};
+
+use super::db::{ScramHash, UserDb};
+
+/// The mechanisms offered, in order of preference.
+pub const MECHANISMS: &str = "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN";
+
+/// rsasl validation type: the authenticated user.
+pub struct AuthUser;
+
+impl Validation for AuthUser {
+    type Value = String;
+}
+
+struct Callback {
+    db: Arc<UserDb>,
+}
+
+fn scram_hash(data: &SessionData) -> Option<ScramHash> {
+    match data.mechanism().mechanism.as_str() {
+        "SCRAM-SHA-256" | "SCRAM-SHA-256-PLUS" => Some(ScramHash::Sha256),
+        "SCRAM-SHA-1" | "SCRAM-SHA-1-PLUS" => Some(ScramHash::Sha1),
+        _ => None,
+    }
+}
+
+impl SessionCallback for Callback {
+    fn callback(
+        &self,
+        data: &SessionData,
+        context: &Context,
+        request: &mut Request,
+    ) -> Result<(), SessionError> {
+        if let (Some(hash), Some(user)) = (scram_hash(data), context.get_ref::<AuthId>()) {
+            if let Some((iterations, salt, keys)) = self.db.scram(user, hash) {
+                request.satisfy::<ScramStoredPassword>(&ScramStoredPassword::new(
+                    iterations,
+                    salt,
+                    &keys.stored_key,
+                    &keys.server_key,
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(
+        &self,
+        data: &SessionData,
+        context: &Context,
+        validate: &mut Validate<'_>,
+    ) -> Result<(), ValidationError> {
+        let Some(user) = context.get_ref::<AuthId>() else {
+            return Ok(());
+        };
+        // An authorization identity other than the user is refused.
+        if let Some(authz) = context.get_ref::<AuthzId>() {
+            if !authz.is_empty() && authz != user {
+                return Ok(());
+            }
+        }
+        let ok = if scram_hash(data).is_some() {
+            // rsasl calls this only once the client proof matched.
+            true
+        } else if data.mechanism().mechanism.as_str() == "PLAIN" {
+            match context.get_ref::<Password>() {
+                Some(pw) => self.db.verify(user, pw),
+                None => false,
+            }
+        } else {
+            false
+        };
+        if ok {
+            let user = user.to_string();
+            validate.with::<AuthUser, _>(|| Ok(user))?;
+        }
+        Ok(())
+    }
+}
+
+/// The server-wide SASL setup.
+pub struct Sasl {
+    config: Arc<SASLConfig>,
+    db: Arc<UserDb>,
+}
+
+impl Sasl {
+    pub fn new(db: Arc<UserDb>) -> Result<Sasl, String> {
+        let config = SASLConfig::builder()
+            .with_defaults()
+            .with_callback(Callback { db: db.clone() })
+            .map_err(|e| format!("SASL setup failed: {e}"))?;
+        Ok(Sasl { config, db })
+    }
+
+    pub fn db(&self) -> &UserDb {
+        &self.db
+    }
+}
+
+/// Outcome of one SASL message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send this challenge with status "auth continue".
+    Continue(Vec<u8>),
+    /// Authenticated as this user; the payload is the server's final
+    /// message, if the mechanism has one.
+    Done { user: String, data: Vec<u8> },
+    /// Refused.
+    Failed,
+}
+
+/// The SASL state of one connection.
+#[derive(Default)]
+pub struct SaslConn {
+    session: Option<(String, Session<AuthUser>)>,
+}
+
+impl SaslConn {
+    /// SASL_AUTH: starts a new exchange with `mech`.
+    pub fn start(&mut self, sasl: &Sasl, mech: &[u8], data: &[u8]) -> Step {
+        self.session = None;
+        let Ok(name) = Mechname::parse(mech) else {
+            return Step::Failed;
+        };
+        if !MECHANISMS.split(' ').any(|m| m.as_bytes() == mech) {
+            return Step::Failed;
+        }
+        let server = SASLServer::<AuthUser>::new(sasl.config.clone());
+        let Ok(session) = server.start_suggested(name) else {
+            return Step::Failed;
+        };
+        self.session = Some((name.as_str().to_string(), session));
+        self.advance(data)
+    }
+
+    /// SASL_STEP: continues the exchange started with `mech`.
+    pub fn step(&mut self, mech: &[u8], data: &[u8]) -> Step {
+        match &self.session {
+            Some((m, _)) if m.as_bytes() == mech => self.advance(data),
+            _ => {
+                self.session = None;
+                Step::Failed
+            }
+        }
+    }
+
+    fn advance(&mut self, data: &[u8]) -> Step {
+        let Some((_, session)) = self.session.as_mut() else {
+            return Step::Failed;
+        };
+        let mut out = Cursor::new(Vec::new());
+        match session.step(Some(data), &mut out) {
+            Ok(State::Running) => Step::Continue(out.into_inner()),
+            Ok(State::Finished(_)) => {
+                let user = session.validation();
+                self.session = None;
+                match user {
+                    Some(user) => Step::Done {
+                        user,
+                        data: out.into_inner(),
+                    },
+                    None => Step::Failed,
+                }
+            }
+            Err(_) => {
+                self.session = None;
+                Step::Failed
+            }
+        }
+    }
+}
