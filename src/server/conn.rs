@@ -431,7 +431,10 @@ impl Conn {
                 // with edge triggering, bytes that arrive later raise a new
                 // event, so the read that would only say WouldBlock is
                 // skipped (one syscall of three per unpipelined request).
+                // Not under TLS: rustls may hold decrypted bytes that no
+                // socket event will announce.
                 if n < scratch.input.len()
+                    && self.tls.is_none()
                     && matches!(stop, Stop::NeedInput)
                     && self.pending_output() == 0
                     && !self.closing
