@@ -21,7 +21,8 @@
 //! Throughput scenarios run for `--secs` per server per round and report
 //! medians over rounds; in each round the server that goes first alternates.
 //! With `--write` (the default) the tables go into `docs/PERFORMANCE.md`
-//! between markers and the chart into `docs/perf-ratios.svg`.
+//! between markers and the chart into `docs/perf-ratios.svg` (with
+//! `--protocol meta`: their own block and `docs/perf-ratios-meta.svg`).
 
 mod support;
 
@@ -580,7 +581,7 @@ fn short(id: &str) -> &'static str {
 }
 
 /// A horizontal bar chart of "how much better than memcached" per scenario.
-fn svg(res: &Results) -> String {
+fn svg(res: &Results, protocol: Protocol) -> String {
     let rows: Vec<(String, f64, String, f64, bool)> = res
         .rows
         .iter()
@@ -630,7 +631,7 @@ fn svg(res: &Results) -> String {
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="1000" height="{h:.0}" font-family="sans-serif" font-size="13">
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="22" font-size="16" font-weight="bold">ferrocache relative to memcached 1.6.18 (same machine, same load; longer is better)</text>
+<text x="10" y="22" font-size="16" font-weight="bold">ferrocache relative to memcached 1.6.18, {protocol:?} protocol (same machine, same load; longer is better)</text>
 <text x="10" y="42" fill="#555">bar = factor by which ferrocache is better (&gt;1) or worse (&lt;1) than memcached; black tick = target; green = met, red = missed</text>"##
     );
     for i in 0..=(max as usize) {
@@ -680,7 +681,17 @@ fn write_docs(res: &Results, o: &Opts, table: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
     let path = format!("{root}/docs/PERFORMANCE.md");
     let doc = std::fs::read_to_string(&path).expect("read docs/PERFORMANCE.md");
-    let (begin, end) = ("<!-- side-by-side:begin -->", "<!-- side-by-side:end -->");
+    // Each protocol has its own block and chart, so a meta run does not
+    // replace the text figures.
+    let tag = match o.protocol {
+        Protocol::Text => String::new(),
+        p => format!("-{}", format!("{p:?}").to_lowercase()),
+    };
+    let (begin, end) = (
+        format!("<!-- side-by-side{tag}:begin -->"),
+        format!("<!-- side-by-side{tag}:end -->"),
+    );
+    let chart = format!("perf-ratios{tag}.svg");
     let mut args = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
@@ -698,14 +709,17 @@ fn write_docs(res: &Results, o: &Opts, table: &str) {
         "{begin}\n_Written by the runner ({date}):_\n\n```\ncargo bench --bench side_by_side{args}\n```\n\n\
          Servers `-t {} -m 1024 -c {}` (S6: `-m {}`), {} rounds, {} s per throughput run per server, \
          {:?} protocol.\n\n\
-         ![ratios](perf-ratios.svg)\n\n{table}{end}",
+         ![ratios]({chart})\n\n{table}{end}",
         o.threads, o.conns_limit, o.s6_mem, o.rounds, o.secs, o.protocol
     );
-    let new = match (doc.find(begin), doc.find(end)) {
+    let new = match (doc.find(&begin), doc.find(&end)) {
         (Some(b), Some(e)) => format!("{}{}{}", &doc[..b], body, &doc[e + end.len()..]),
-        _ => format!("{doc}\n## Side by side: scenarios S1–S7\n\n{body}\n"),
+        _ => format!(
+            "{doc}\n## Side by side: scenarios S1–S7, {:?} protocol\n\n{body}\n",
+            o.protocol
+        ),
     };
     std::fs::write(&path, new).expect("write docs/PERFORMANCE.md");
-    std::fs::write(format!("{root}/docs/perf-ratios.svg"), svg(res)).expect("write svg");
-    println!("wrote docs/PERFORMANCE.md and docs/perf-ratios.svg");
+    std::fs::write(format!("{root}/docs/{chart}"), svg(res, o.protocol)).expect("write svg");
+    println!("wrote docs/PERFORMANCE.md and docs/{chart}");
 }
