@@ -13,10 +13,10 @@
 //! reply can be checked exactly no matter which connection wrote the key
 //! last: a wrong key, flags, length, data or reply line fails the run.
 //!
-//! Protocols: [`Protocol::Text`] and [`Protocol::Meta`]. Another codec
-//! (binary) is added by giving [`Protocol`] a variant and teaching
-//! `encode_get`, `encode_set` and `parse_reply` its wire format; nothing else
-//! knows about bytes.
+//! Protocols: [`Protocol::Text`], [`Protocol::Meta`] and
+//! [`Protocol::Binary`]. Another codec is added by giving [`Protocol`] a
+//! variant and teaching `encode_get`, `encode_set` and `parse_reply` its wire
+//! format; nothing else knows about bytes.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -34,6 +34,9 @@ pub enum Protocol {
     /// The meta commands: `mg <key> v f k` (several keys: each with `q`,
     /// then `mn`), `ms <key> <len>`.
     Meta,
+    /// The binary protocol: GETK (several keys: GETKQ each, then NOOP),
+    /// SET with flags 0 and no expiry.
+    Binary,
 }
 
 impl std::str::FromStr for Protocol {
@@ -42,10 +45,7 @@ impl std::str::FromStr for Protocol {
         match s {
             "text" => Ok(Protocol::Text),
             "meta" => Ok(Protocol::Meta),
-            "binary" => Err(format!(
-                "protocol {s} is not implemented in the load generator yet \
-                 (add a Protocol variant, see benches/support/loadgen.rs)"
-            )),
+            "binary" => Ok(Protocol::Binary),
             _ => Err(format!("unknown protocol {s}")),
         }
     }
@@ -514,6 +514,24 @@ fn key_id(digits: &[u8]) -> Option<u64> {
     }
 }
 
+const OP_SET: u8 = 0x01;
+const OP_NOOP: u8 = 0x0a;
+const OP_GETK: u8 = 0x0c;
+const OP_GETKQ: u8 = 0x0d;
+
+/// A binary request header; the key (and extras, value) follow.
+fn bin_header(out: &mut Vec<u8>, op: u8, klen: usize, elen: usize, body: usize) {
+    out.push(0x80);
+    out.push(op);
+    out.extend_from_slice(&(klen as u16).to_be_bytes());
+    out.push(elen as u8);
+    out.push(0); // data type
+    out.extend_from_slice(&[0, 0]); // vbucket
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    out.extend_from_slice(&[0; 4]); // opaque
+    out.extend_from_slice(&[0; 8]); // cas
+}
+
 struct Shared<'a> {
     load: &'a Load,
     values: &'a Values,
@@ -545,6 +563,19 @@ impl Shared<'_> {
                     conn.wbuf.extend_from_slice(b"mn\r\n");
                 }
             }
+            Protocol::Binary => {
+                let quiet = ids.len() > 1;
+                for &id in ids {
+                    let op = if quiet { OP_GETKQ } else { OP_GETK };
+                    let at = conn.wbuf.len();
+                    bin_header(&mut conn.wbuf, op, self.load.key_len, 0, self.load.key_len);
+                    write_key(id, self.load.key_len, &mut conn.wbuf);
+                    debug_assert_eq!(conn.wbuf.len() - at, 24 + self.load.key_len);
+                }
+                if quiet {
+                    bin_header(&mut conn.wbuf, OP_NOOP, 0, 0, 0);
+                }
+            }
         }
     }
 
@@ -565,6 +596,13 @@ impl Shared<'_> {
                 conn.wbuf.extend_from_slice(value);
                 conn.wbuf.extend_from_slice(b"\r\n");
             }
+            Protocol::Binary => {
+                let klen = self.load.key_len;
+                bin_header(&mut conn.wbuf, OP_SET, klen, 8, 8 + klen + value.len());
+                conn.wbuf.extend_from_slice(&[0u8; 8]); // flags, expiry
+                write_key(id, klen, &mut conn.wbuf);
+                conn.wbuf.extend_from_slice(value);
+            }
         }
     }
 
@@ -573,6 +611,92 @@ impl Shared<'_> {
         match self.load.protocol {
             Protocol::Text => self.parse_text(kind, keys, buf),
             Protocol::Meta => self.parse_meta(kind, keys, buf),
+            Protocol::Binary => self.parse_binary(kind, keys, buf),
+        }
+    }
+
+    fn parse_binary(&self, kind: Kind, keys: &[u64], buf: &[u8]) -> Result<Parsed, LoadError> {
+        let bad = |what: &str| Err(LoadError(format!("wrong binary reply: {what}")));
+        let mut pos = 0;
+        let mut hits = 0;
+        let mut next = 0;
+        loop {
+            let Some(h) = buf.get(pos..pos + 24) else {
+                return Ok(Parsed::Incomplete);
+            };
+            if h[0] != 0x81 {
+                return bad(&format!("magic {:#x}", h[0]));
+            }
+            let op = h[1];
+            let klen = u16::from_be_bytes([h[2], h[3]]) as usize;
+            let elen = h[4] as usize;
+            let status = u16::from_be_bytes([h[6], h[7]]);
+            let body = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
+            let end = pos + 24 + body;
+            if buf.len() < end || klen + elen > body {
+                if klen + elen > body {
+                    return bad("lengths");
+                }
+                return Ok(Parsed::Incomplete);
+            }
+            let server_error = matches!(status, 0x82 | 0x84 | 0x85 | 0x86);
+            let (first, n) = match kind {
+                Kind::Set => {
+                    return match (op, status) {
+                        (OP_SET, 0) => Ok(Parsed::Done {
+                            len: end,
+                            hits: 0,
+                            error: false,
+                        }),
+                        (OP_SET, _) if server_error => Ok(Parsed::Done {
+                            len: end,
+                            hits: 0,
+                            error: true,
+                        }),
+                        _ => bad(&format!("set: opcode {op:#x} status {status:#x}")),
+                    };
+                }
+                Kind::Get { first, n } => (first, n),
+            };
+            let quiet = n > 1;
+            match (quiet, op, status) {
+                (true, OP_NOOP, 0) => {
+                    return Ok(Parsed::Done {
+                        len: end,
+                        hits,
+                        error: false,
+                    })
+                }
+                (false, OP_GETK, 1) => {
+                    return Ok(Parsed::Done {
+                        len: end,
+                        hits: 0,
+                        error: false,
+                    })
+                }
+                (true, OP_GETKQ, 0) | (false, OP_GETK, 0) => {}
+                _ => return bad(&format!("get: opcode {op:#x} status {status:#x}")),
+            }
+            if elen != 4 {
+                return bad("get without 4 bytes of flags");
+            }
+            let flags = &buf[pos + 24..pos + 28];
+            let key = &buf[pos + 28..pos + 28 + klen];
+            let data = &buf[pos + 28 + klen..end];
+            let flags: &[u8] = if flags == [0, 0, 0, 0] { b"0" } else { b"?" };
+            let asked = &keys[first..first + n];
+            if let Err(what) = self.check_value(asked, &mut next, key, flags, data) {
+                return bad(&what);
+            }
+            hits += 1;
+            pos = end;
+            if !quiet {
+                return Ok(Parsed::Done {
+                    len: pos,
+                    hits,
+                    error: false,
+                });
+            }
         }
     }
 
