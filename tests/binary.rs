@@ -385,8 +385,8 @@ fn unknown_opcode_answers_0x81_and_skips_the_body() {
     c.send(&b);
     c.expect(&resp(0x55, 0x81, 9, 0, b"", b"", b"Unknown command"));
     c.expect(&noop_reply());
-    // CONFIG_GET answers like `config get cluster`; the other cluster
-    // opcodes are unknown.
+    // CONFIG_GET answers like `config get cluster` (the other configuration
+    // opcodes are in binary_config.rs); the opcode after them is unknown.
     c.send(&req(0x60, b"cluster", b"", b"", 1, 0));
     let r = read_frame(&mut c);
     assert_eq!((r.0, r.1, r.2, r.4.clone()), (0x60, 0, 1, vec![0; 4]));
@@ -400,8 +400,8 @@ fn unknown_opcode_answers_0x81_and_skips_the_body() {
         &resp(0x60, 1, 2, 0, b"", b"", b"Not found"),
     );
     c.roundtrip(
-        &req(0x61, b"cluster", b"", b"x", 3, 0),
-        &resp(0x61, 0x81, 3, 0, b"", b"", b"Unknown command"),
+        &req(0x69, b"cluster", b"", b"x", 3, 0),
+        &resp(0x69, 0x81, 3, 0, b"", b"", b"Unknown command"),
     );
 }
 

@@ -191,6 +191,9 @@ pub enum Request<'a> {
     },
     /// `config delete <key> [noreply]`.
     ConfigDelete { key: &'a [u8], noreply: bool },
+    /// The configuration keys (ElastiCache's binary CONFIG_LIST; the text
+    /// protocol has no such command).
+    ConfigList,
     /// `cluster sync <bytes>` + data block: a peer's membership state.
     ClusterSync { data: &'a [u8] },
 }

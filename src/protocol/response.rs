@@ -60,6 +60,9 @@ pub enum ClientError {
     MetaFlagsAreTooLong,
     /// Meta: too many tokens on an `ms`, `md` or `ma` line.
     MetaFlagsTooLong,
+    /// A cluster configuration change (or peer exchange) from a client
+    /// outside `--cluster-admin`.
+    ClusterNotAdmin,
 }
 
 impl ClientError {
@@ -95,6 +98,9 @@ impl ClientError {
             ClientError::MetaInvalidOrDuplicateFlag => "invalid or duplicate flag",
             ClientError::MetaFlagsAreTooLong => "options flags are too long",
             ClientError::MetaFlagsTooLong => "options flags too long",
+            ClientError::ClusterNotAdmin => {
+                "cluster configuration changes are not allowed from this client"
+            }
         }
     }
 }
@@ -178,6 +184,8 @@ pub enum Response<'a> {
         key: &'a [u8],
         payload: &'a [u8],
     },
+    /// The configuration keys, separated by spaces (binary CONFIG_LIST).
+    ConfigKeys(&'a [u8]),
     /// `CLUSTER <len>` and this node's membership state, the reply to a
     /// peer's `cluster sync`; `End` follows.
     ClusterState(&'a [u8]),

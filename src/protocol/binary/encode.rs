@@ -51,6 +51,7 @@ impl<'k> Reply<'k> {
     pub fn new(header: Header, request: &Request<'k>) -> Self {
         let key = match *request {
             Request::Get { keys, .. } => keys.iter().next().unwrap_or(b""),
+            Request::ConfigGet { key } => key,
             _ => b"",
         };
         Reply {
@@ -110,7 +111,34 @@ impl<'k> Reply<'k> {
     }
 
     fn with_key(&self) -> bool {
-        matches!(self.header.opcode, GETK | GETKQ | GATK | GATKQ)
+        matches!(
+            self.header.opcode,
+            GETK | GETKQ | GATK | GATKQ | CONFIG_GETK | CONFIG_GETKQ
+        )
+    }
+
+    fn config_get(&self) -> bool {
+        matches!(
+            self.header.opcode,
+            CONFIG_GET | CONFIG_GETQ | CONFIG_GETK | CONFIG_GETKQ
+        )
+    }
+
+    fn config(&self) -> bool {
+        (CONFIG_GET..=CONFIG_LIST).contains(&self.header.opcode)
+    }
+
+    /// A miss of a retrieval: "not found", with the key for the K variants,
+    /// nothing for the quiet ones.
+    fn miss(&self, out: &mut Vec<u8>) {
+        if self.header.quiet() {
+            return;
+        }
+        if self.with_key() {
+            self.frame(out, Status::KeyNotFound, 0, b"", self.key, b"");
+        } else {
+            self.error(Status::KeyNotFound, out);
+        }
     }
 
     /// Encodes one neutral response.
@@ -135,20 +163,18 @@ impl<'k> Reply<'k> {
                     value,
                 );
             }
-            // ElastiCache's binary CONFIG_GET: the payload as a value with
+            // ElastiCache's binary CONFIG_GET*: the payload as a value with
             // flags, like a GET hit.
             Response::Config { payload, .. } => {
                 self.hit = true;
-                self.frame(out, Status::Success, 0, &[0; 4], b"", payload);
+                let key = if self.with_key() { self.key } else { b"" };
+                self.frame(out, Status::Success, 0, &[0; 4], key, payload);
             }
-            Response::End if self.header.opcode == CONFIG_GET => {}
+            Response::ConfigKeys(keys) => self.frame(out, Status::Success, 0, b"", b"", keys),
+            Response::End if self.config_get() => {}
             Response::End if self.retrieval() => {
-                if !self.hit && !self.header.quiet() {
-                    if self.with_key() {
-                        self.frame(out, Status::KeyNotFound, 0, b"", self.key, b"");
-                    } else {
-                        self.error(Status::KeyNotFound, out);
-                    }
+                if !self.hit {
+                    self.miss(out);
                 }
             }
             // The end of a stats report (and `stats reset`): an empty frame.
@@ -189,8 +215,11 @@ impl<'k> Reply<'k> {
                 self.frame(out, Status::Success, 0, b"", name.as_bytes(), &text);
                 self.stat = text;
             }
+            // An unknown configuration key: a miss for the gets, an error
+            // for the others.
+            Response::Error if self.config_get() => self.miss(out),
             Response::Error => self.error(
-                if matches!(self.header.opcode, STAT | CONFIG_GET) {
+                if self.header.opcode == STAT || self.config() {
                     Status::KeyNotFound
                 } else {
                     Status::UnknownCommand
@@ -203,7 +232,8 @@ impl<'k> Reply<'k> {
             // memcached answers a refused flush with an auth error.
             Response::ClientError(ClientError::FlushDisabled)
             | Response::ClientError(ClientError::Unauthenticated)
-            | Response::ClientError(ClientError::AuthenticationFailure) => {
+            | Response::ClientError(ClientError::AuthenticationFailure)
+            | Response::ClientError(ClientError::ClusterNotAdmin) => {
                 self.error(Status::AuthError, out)
             }
             Response::ClientError(_)

@@ -69,9 +69,22 @@ pub mod opcode {
     pub const SASL_STEP: u8 = 0x22;
     pub const GATK: u8 = 0x23;
     pub const GATKQ: u8 = 0x24;
-    /// ElastiCache's `config get <key>` (auto discovery). The other cluster
-    /// opcodes (0x61 CONFIG_SET … 0x68) answer "unknown command".
+    /// ElastiCache's configuration opcodes (auto discovery). They carry the
+    /// same requests as the text `config get|set|delete <key>`; the only key
+    /// is `cluster`. Gets answer like GET (4-byte flags extras, the payload
+    /// as value), the K variants echo the key, sets take 4 bytes of flags as
+    /// extras and answer like SET, deletes like DELETE; the Q variants are
+    /// quiet on a miss (gets) or on success (sets, deletes). CONFIG_LIST
+    /// answers the configuration keys as its value (`cluster`).
     pub const CONFIG_GET: u8 = 0x60;
+    pub const CONFIG_GETQ: u8 = 0x61;
+    pub const CONFIG_GETK: u8 = 0x62;
+    pub const CONFIG_GETKQ: u8 = 0x63;
+    pub const CONFIG_SET: u8 = 0x64;
+    pub const CONFIG_SETQ: u8 = 0x65;
+    pub const CONFIG_DELETE: u8 = 0x66;
+    pub const CONFIG_DELETEQ: u8 = 0x67;
+    pub const CONFIG_LIST: u8 = 0x68;
 }
 
 /// Response status codes (memcached's `PROTOCOL_BINARY_RESPONSE_*`).
@@ -157,6 +170,10 @@ impl Header {
                 | PREPENDQ
                 | GATQ
                 | GATKQ
+                | CONFIG_GETQ
+                | CONFIG_GETKQ
+                | CONFIG_SETQ
+                | CONFIG_DELETEQ
         )
     }
 }

@@ -60,7 +60,10 @@ fn layout(op: u8) -> Option<(Shape, KeyRule, bool)> {
         FLUSH | FLUSHQ => (Shape::Extras(0, 4), Forbidden, false),
         STAT => (e(0), Optional, false),
         SASL_AUTH | SASL_STEP => (e(0), Required, true),
-        CONFIG_GET => (e(0), Required, false),
+        CONFIG_GET | CONFIG_GETQ | CONFIG_GETK | CONFIG_GETKQ => (e(0), Required, false),
+        CONFIG_SET | CONFIG_SETQ => (e(4), Required, true),
+        CONFIG_DELETE | CONFIG_DELETEQ => (e(0), Required, false),
+        CONFIG_LIST => (e(0), Forbidden, false),
         _ => return None,
     })
 }
@@ -255,7 +258,20 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Frame<'a> {
             mech: key,
             data: value,
         },
-        CONFIG_GET => Request::ConfigGet { key },
+        CONFIG_GET | CONFIG_GETQ | CONFIG_GETK | CONFIG_GETKQ => Request::ConfigGet { key },
+        // Quiet variants are silenced by the reply, not by `noreply`: their
+        // errors must still be answered.
+        CONFIG_SET | CONFIG_SETQ => Request::ConfigSet {
+            key,
+            flags: be32(extras),
+            value,
+            noreply: false,
+        },
+        CONFIG_DELETE | CONFIG_DELETEQ => Request::ConfigDelete {
+            key,
+            noreply: false,
+        },
+        CONFIG_LIST => Request::ConfigList,
         _ => return invalid,
     };
     Frame::Request {

@@ -216,3 +216,82 @@ fn random_bytes_and_split_points_never_panic() {
         }
     }
 }
+
+#[test]
+fn config_opcodes_map_onto_the_config_requests() {
+    let check = |op: u8, key: &[u8], extras: &[u8], value: &[u8], quiet: bool, want: Request| {
+        let f = frame(op, key, extras, value, 3, 0);
+        match parse(&f, &limits()) {
+            Frame::Request {
+                header, request, ..
+            } => {
+                assert_eq!(header.quiet(), quiet, "{op:#x}");
+                assert_eq!(request, want, "{op:#x}");
+            }
+            other => panic!("{op:#x}: {other:?}"),
+        }
+    };
+    for (op, quiet) in [
+        (opcode::CONFIG_GET, false),
+        (opcode::CONFIG_GETQ, true),
+        (opcode::CONFIG_GETK, false),
+        (opcode::CONFIG_GETKQ, true),
+    ] {
+        let want = Request::ConfigGet { key: b"cluster" };
+        check(op, b"cluster", b"", b"", quiet, want);
+    }
+    for (op, quiet) in [(opcode::CONFIG_SET, false), (opcode::CONFIG_SETQ, true)] {
+        let want = Request::ConfigSet {
+            key: b"cluster",
+            flags: 7,
+            value: b"1\na||1\n",
+            noreply: false,
+        };
+        check(
+            op,
+            b"cluster",
+            &7u32.to_be_bytes(),
+            b"1\na||1\n",
+            quiet,
+            want,
+        );
+    }
+    for (op, quiet) in [
+        (opcode::CONFIG_DELETE, false),
+        (opcode::CONFIG_DELETEQ, true),
+    ] {
+        let want = Request::ConfigDelete {
+            key: b"cluster",
+            noreply: false,
+        };
+        check(op, b"cluster", b"", b"", quiet, want);
+    }
+    check(
+        opcode::CONFIG_LIST,
+        b"",
+        b"",
+        b"",
+        false,
+        Request::ConfigList,
+    );
+    // Wrong extras or a missing key: invalid, as for the other opcodes.
+    for f in [
+        frame(opcode::CONFIG_SET, b"cluster", b"", b"x", 3, 0),
+        frame(opcode::CONFIG_SET, b"", &[0; 4], b"x", 3, 0),
+        frame(opcode::CONFIG_GETK, b"", b"", b"", 3, 0),
+        frame(opcode::CONFIG_DELETE, b"cluster", &[0; 4], b"", 3, 0),
+        frame(opcode::CONFIG_LIST, b"cluster", b"", b"", 3, 0),
+    ] {
+        assert!(
+            matches!(
+                parse(&f, &limits()),
+                Frame::Error {
+                    status: Status::InvalidArguments,
+                    close: true,
+                    ..
+                }
+            ),
+            "{f:?}"
+        );
+    }
+}

@@ -60,6 +60,8 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(payload);
             out.extend_from_slice(b"\r\n");
         }
+        // Only the binary protocol asks for it; one line if ever rendered.
+        Response::ConfigKeys(keys) => line(out, b"", keys),
         Response::ClusterState(data) => {
             out.reserve(data.len() + 32);
             out.extend_from_slice(b"CLUSTER ");
