@@ -1,5 +1,5 @@
-//! Micro-benchmarks of the item store: the three operations that dominate
-//! a cache server's profile.
+//! Micro-benchmarks of the item store: get hit and miss, set over an
+//! existing key, and set of a new key into a full cache (evicting).
 
 use std::hint::black_box;
 
@@ -50,6 +50,26 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % KEYS;
             black_box(cache.store(StoreMode::Set, &keys[i], 0, 0, &value, 0, NOW))
+        })
+    });
+
+    // The set miss path: a key not in the cache, in a full cache, so every
+    // store allocates by evicting (S3-FIFO small queue or CLOCK).
+    let small = Cache::new(CacheConfig {
+        mem_limit: 4 * 1024 * 1024,
+        ..CacheConfig::default()
+    });
+    let fresh: Vec<Vec<u8>> = (0..4 * KEYS)
+        .map(|i| format!("fresh:{i:08}").into_bytes())
+        .collect();
+    for k in &fresh {
+        small.store(StoreMode::Set, k, 0, 0, &value, 0, NOW);
+    }
+    let mut j = 0;
+    c.bench_function("set_new_evicting", |b| {
+        b.iter(|| {
+            j = (j + 1) % fresh.len();
+            black_box(small.store(StoreMode::Set, &fresh[j], 0, 0, &value, 0, NOW))
         })
     });
 }

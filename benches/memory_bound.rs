@@ -106,6 +106,15 @@ fn main() {
             other => panic!("unknown server {other}"),
         };
         let (peak, end, secs) = measure(&p, gb);
+        if std::env::var_os("MEMORY_BOUND_STATS").is_some() {
+            // Where the memory outside the pages went, for a closer look.
+            for (k, v) in support::loadgen::stats(p.addr).unwrap_or_default() {
+                if ["curr_items", "hash_bytes", "total_malloced", "evictions"].contains(&k.as_str())
+                {
+                    println!("  {k} {v}");
+                }
+            }
+        }
         let mb = |b: u64| b as f64 / (1 << 20) as f64;
         println!(
             "{:<12} {:>12.1} {:>12.1} {:>10.1} {:>10.2}",

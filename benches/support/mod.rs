@@ -45,6 +45,31 @@ pub fn rss_of(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// (user, system) CPU time a process has used, in seconds; pid 0 means
+/// this process.
+pub fn cpu_split(pid: u32) -> (f64, f64) {
+    let path = if pid == 0 {
+        "/proc/self/stat".to_string()
+    } else {
+        format!("/proc/{pid}/stat")
+    };
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is
+    // field 3, utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) / hz, ticks(12) / hz)
+}
+
+/// User + system CPU time a process has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let (u, s) = cpu_split(pid);
+    u + s
+}
+
 /// Starts the ferrocache binary built alongside this benchmark.
 pub fn ferrocache(args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
@@ -125,3 +150,5 @@ pub fn median(v: &mut [f64]) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
+
+pub mod loadgen;

@@ -11,8 +11,10 @@ use std::sync::TryLockError;
 
 use super::index::lock;
 use super::item::LINKED;
-use super::slabs::MAX_CLASSES;
 use super::{Cache, RelTime};
+
+/// memcached's largest class number (`MAX_NUMBER_OF_SLAB_CLASSES` less one).
+const MEMCACHED_MAX_CLASS_ID: usize = 63;
 
 /// One listed item.
 #[derive(Clone, Copy, Debug)]
@@ -24,10 +26,11 @@ pub struct DumpedItem<'a> {
 }
 
 impl Cache {
-    /// Whether `id` is a class number memcached would accept (0 up to its
-    /// class limit, even for classes that hold nothing).
+    /// Whether `id` is a class number to accept: what memcached accepts (0
+    /// up to its class limit, even for classes that hold nothing), and every
+    /// class that exists here (there are more of them, see `slabs`).
     pub fn is_class_id(&self, id: u32) -> bool {
-        (id as usize) <= MAX_CLASSES
+        (id as usize) <= MEMCACHED_MAX_CLASS_ID.max(self.slabs.classes.len())
     }
 
     /// Calls `f` for up to `limit` live items of class `id` (0 = no limit),

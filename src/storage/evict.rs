@@ -183,8 +183,8 @@ impl Cache {
         let now = self.cas.load(Ordering::Relaxed);
         let age =
             |c: &super::slabs::Class| now.saturating_sub(c.cold_stamp.load(Ordering::Relaxed));
-        // Donors by decreasing age, on the stack (at most 63 classes).
-        let mut cands = [(0u64, 0u8); 64];
+        // Donors by decreasing age, on the stack.
+        let mut cands = [(0u64, 0u8); super::slabs::MAX_CLASSES];
         let mut n = 0;
         for (i, c) in slabs.classes.iter().enumerate() {
             if i + 1 != id as usize && c.npages.load(Ordering::Relaxed) > 0 && n < cands.len() {

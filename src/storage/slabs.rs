@@ -19,8 +19,13 @@ use super::item::{Item, FREE, HEADER, OWNED};
 pub(crate) const NO_LOC: u32 = u32::MAX;
 /// Fewest pages a cache may use, whatever `-m` says.
 pub(crate) const MIN_PAGES: usize = 2;
-/// memcached's `MAX_NUMBER_OF_SLAB_CLASSES` less one.
-pub(crate) const MAX_CLASSES: usize = 63;
+/// Most size classes. memcached stops at 63; splitting each `-f` step in
+/// [`CLASSES_PER_STEP`] needs about twice as many at the default factor.
+pub(crate) const MAX_CLASSES: usize = 127;
+/// Classes per growth step of `-f`: neighbouring chunk sizes differ by
+/// `f^(1/2)` (1.118 at the default 1.25), which halves the rounding waste
+/// (at most ~11 %, ~5.5 % on average, instead of ~20 % and ~11 %).
+const CLASSES_PER_STEP: f64 = 2.0;
 /// Upper bound on page-table slots (a million pages).
 const MAX_PAGE_SLOTS: usize = 1 << 20;
 /// Page alignment: chunk starts must be 8-aligned for the header atomics.
@@ -123,7 +128,8 @@ impl Slabs {
             growth_factor
         } else {
             1.25
-        };
+        }
+        .powf(1.0 / CLASSES_PER_STEP);
         let mut sizes = Vec::new();
         let mut s = align8(HEADER + chunk_size_min.min(page / 4));
         while sizes.len() < MAX_CLASSES - 1 && s <= page / 2 {

@@ -780,5 +780,8 @@ fn dump_lists_live_items_of_a_class() {
     assert_eq!(c.dump_class(class, 2, NOW + 5, |_| true), 2);
     assert_eq!(c.dump_class(class, 0, NOW + 5, |_| false), 1);
     assert_eq!(c.dump_class(63, 0, NOW, |_| true), 0);
-    assert!(c.is_class_id(63) && !c.is_class_id(64));
+    assert!(c.is_class_id(63) && !c.is_class_id(200));
+    // Every class that exists can be listed, also beyond memcached's 63.
+    let last = c.slabs.classes.len() as u32;
+    assert!(last > 63 && c.is_class_id(last) && !c.is_class_id(last + 1));
 }

@@ -34,6 +34,19 @@ const MAX_DATA_LEN: u64 = i32::MAX as u64 - 2;
 /// connection without a reply, unless it is a `get`/`gets`/`gat`/`gats` line,
 /// which may grow up to [`Limits::max_get_line`].
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
+    let fast = match buf.first() {
+        Some(b'g') => single_get(buf),
+        Some(b's') => plain_set(buf, limits),
+        _ => None,
+    };
+    match fast {
+        Some(parsed) => parsed,
+        None => parse_general(buf, limits),
+    }
+}
+
+/// [`parse`] without the single-key `get` fast path.
+fn parse_general<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
     let newline = match find_newline(buf, limits) {
         LineEnd::At(i) => i,
         LineEnd::NotYet => return Parsed::Incomplete,
@@ -78,6 +91,120 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"refresh_certs" => request(Request::RefreshCerts, next),
         _ => invalid(Response::Error, next, false),
     }
+}
+
+/// `get <key>\r\n` (or `\n`) with one key of printable, non-space bytes:
+/// the most common request, recognised without the general tokenizer. It
+/// yields exactly what the general path would; anything else (no line end
+/// yet, other bytes, several keys, an over-long key) returns `None` and goes
+/// the general way.
+#[inline]
+fn single_get(buf: &[u8]) -> Option<Parsed<'_>> {
+    let rest = buf.strip_prefix(b"get ")?;
+    let len = first_control_or_space(&rest[..rest.len().min(KEY_MAX_LENGTH + 2)]);
+    if len == 0 || len > KEY_MAX_LENGTH {
+        return None;
+    }
+    let consumed = 4
+        + len
+        + match &rest[len..] {
+            [b'\r', b'\n', ..] => 2,
+            [b'\n', ..] => 1,
+            _ => return None,
+        };
+    Some(request(
+        Request::Get {
+            keys: KeyList::new(&rest[..len]),
+            with_cas: false,
+            touch: None,
+        },
+        consumed,
+    ))
+}
+
+/// `set <key> <flags> <exptime> <bytes>\r\n` + data block, every number
+/// plain digits (at most nine) and single spaces: what clients send. Yields
+/// exactly what the general path would, including `Incomplete` while the
+/// data block is short; anything else (other commands or modes, `noreply`,
+/// signs, over-long numbers or keys, a value above the item size, a bad
+/// data terminator) returns `None` and goes the general way.
+#[inline]
+fn plain_set<'a>(buf: &'a [u8], limits: &Limits) -> Option<Parsed<'a>> {
+    let rest = buf.strip_prefix(b"set ")?;
+    let klen = first_control_or_space(&rest[..rest.len().min(KEY_MAX_LENGTH + 1)]);
+    if klen == 0 || klen > KEY_MAX_LENGTH || rest.get(klen) != Some(&b' ') {
+        return None;
+    }
+    let key = &rest[..klen];
+    let mut pos = 4 + klen + 1;
+    let flags = small_number(buf, &mut pos, b' ')?;
+    let exptime = small_number(buf, &mut pos, b' ')?;
+    let len = small_number(buf, &mut pos, b'\r')? as usize;
+    if buf.get(pos) != Some(&b'\n') || len > limits.item_size_max {
+        return None;
+    }
+    let next = pos + 1;
+    let block_end = next + len + 2;
+    if buf.len() < block_end {
+        return Some(Parsed::Incomplete);
+    }
+    if &buf[next + len..block_end] != b"\r\n" {
+        return None;
+    }
+    Some(request(
+        Request::Store {
+            mode: StoreMode::Set,
+            key,
+            flags: flags as u32,
+            exptime: exptime as i64,
+            cas: 0,
+            value: &buf[next..next + len],
+            noreply: false,
+        },
+        block_end,
+    ))
+}
+
+/// 1–9 ASCII digits at `*pos` followed by `end`; moves `*pos` past `end`.
+#[inline]
+fn small_number(buf: &[u8], pos: &mut usize, end: u8) -> Option<u64> {
+    let mut v = 0u64;
+    let start = *pos;
+    loop {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        if b.is_ascii_digit() {
+            if *pos - start > 9 {
+                return None;
+            }
+            v = v * 10 + u64::from(b - b'0');
+        } else if b == end && *pos - start > 1 {
+            return Some(v);
+        } else {
+            return None;
+        }
+    }
+}
+
+/// Length of the prefix of `s` with no byte at or below `b' '` (so no
+/// space, NUL, `\r` or `\n`), eight bytes at a time: the "has a byte below
+/// n" test, whose lowest flagged byte is always the first match.
+#[inline]
+fn first_control_or_space(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let low = w.wrapping_sub(ONES * 0x21) & !w & HIGHS;
+        if low != 0 {
+            return i + (low.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + s[i..].iter().take_while(|&&b| b > b' ').count()
 }
 
 enum LineEnd {
@@ -143,6 +270,28 @@ fn command_text(line: &[u8]) -> &[u8] {
     }
 }
 
+/// Index of the first space in `s`, eight bytes at a time. Tokens are short
+/// (a key, a number), where a vectorised search costs more to set up than
+/// it saves; this is the classic "has a zero byte" test on `word ^ spaces`,
+/// whose lowest flagged byte is always the first match.
+#[inline]
+fn find_space(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word) ^ (ONES * u64::from(b' '));
+        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zero != 0 {
+            return Some(i + (zero.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..].iter().position(|&b| b == b' ').map(|p| i + p)
+}
+
 /// Space-separated tokens of a command line; empty tokens are skipped.
 struct Tokens<'a> {
     line: &'a [u8],
@@ -155,14 +304,17 @@ impl<'a> Tokens<'a> {
     }
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let rest = self.line.get(self.pos..)?;
-        let start = self.pos + rest.iter().position(|&b| b != b' ')?;
-        let len = self.line[start..]
-            .iter()
-            .position(|&b| b == b' ')
-            .unwrap_or(self.line.len() - start);
-        self.pos = start + len;
-        Some(&self.line[start..start + len])
+        let line = self.line;
+        let mut start = self.pos;
+        while start < line.len() && line[start] == b' ' {
+            start += 1;
+        }
+        if start >= line.len() {
+            return None;
+        }
+        let end = find_space(&line[start..]).map_or(line.len(), |n| start + n);
+        self.pos = end;
+        Some(&line[start..end])
     }
 
     /// What is left of the line, unsplit.
@@ -248,7 +400,7 @@ fn retrieval(mut tokens: Tokens<'_>, next: usize, with_cas: bool, touch: bool) -
             i += 1;
             continue;
         }
-        let key_end = memchr(b' ', &rest[i..]).map_or(rest.len(), |n| i + n);
+        let key_end = find_space(&rest[i..]).map_or(rest.len(), |n| i + n);
         if key_end - i > KEY_MAX_LENGTH {
             return client_error(ClientError::BadCommandLineFormat, next, false);
         }
@@ -578,5 +730,125 @@ fn parse_i64(token: &[u8]) -> Option<i64> {
         }
         (false, value) => i64::try_from(value).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod find_space_tests {
+    use super::{find_space, first_control_or_space, parse, plain_set, single_get};
+    use crate::protocol::Limits;
+
+    #[test]
+    fn control_scan_agrees_with_a_byte_scan() {
+        let bytes = [b' ', b'a', 0x80, 0xa0, 0x1f, 0x21, 0xff, 0x00, b'\r', 0x7f];
+        for len in 0..40 {
+            for seed in 0..64u64 {
+                let s: Vec<u8> = (0..len)
+                    .map(|i| bytes[((seed.wrapping_mul(31) + i as u64 * (seed | 1)) % 10) as usize])
+                    .collect();
+                let want = s.iter().take_while(|&&b| b > b' ').count();
+                assert_eq!(first_control_or_space(&s), want, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_set_matches_the_general_path() {
+        let limits = Limits {
+            item_size_max: 1024,
+            ..Limits::default()
+        };
+        let cases: Vec<&[u8]> = vec![
+            b"set a 0 0 2\r\nhi\r\n",
+            b"set a 5 100 2\r\nhi\r\nget a\r\n",
+            b"set a 0 0 2\r\nhi",
+            b"set a 0 0 2\r\nhiXY",
+            b"set a 0 0 2\r\n",
+            b"set a 0 0 2\r",
+            b"set a 0 0 2\n hi\r\n",
+            b"set a 0 0 2 noreply\r\nhi\r\n",
+            b"set a 0 -1 2\r\nhi\r\n",
+            b"set a 0 0 0\r\n\r\n",
+            b"set a 4294967295 0 2\r\nhi\r\n",
+            b"set a 123456789 123456789 2\r\nhi\r\n",
+            b"set a 1234567890 0 2\r\nhi\r\n",
+            b"set a 0 0 2000\r\n",
+            b"set a  0 0 2\r\nhi\r\n",
+            b"set a 0 0  2\r\nhi\r\n",
+            b"set a 0 0 2 \r\nhi\r\n",
+            b"set a\t 0 0 2\r\nhi\r\n",
+            b"set a 0x 0 2\r\nhi\r\n",
+            b"set  a 0 0 2\r\nhi\r\n",
+            b"set a 0 0\r\n",
+            b"set \xff 0 0 1\r\nx\r\n",
+        ];
+        for c in cases {
+            if let Some(fast) = plain_set(c, &limits) {
+                let general = super::parse_general(c, &limits);
+                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{c:?}");
+            }
+            assert_eq!(
+                format!("{:?}", parse(c, &limits)),
+                format!("{:?}", super::parse_general(c, &limits)),
+                "{c:?}"
+            );
+        }
+        let taken = |c: &[u8]| plain_set(c, &limits).is_some();
+        assert!(taken(b"set a 0 0 2\r\nhi\r\n"));
+        assert!(taken(b"set a 0 0 2\r\nh"));
+        assert!(!taken(b"set a 0 0 2 noreply\r\nhi\r\n"));
+    }
+
+    #[test]
+    fn single_get_matches_the_general_path() {
+        let limits = Limits::default();
+        let long = format!("get {}\r\n", "k".repeat(250));
+        let too_long = format!("get {}\r\n", "k".repeat(251));
+        let cases: Vec<&[u8]> = vec![
+            b"get a\r\n",
+            b"get a\n",
+            b"get a\r\nget b\r\n",
+            b"get \xff\x7f\r\n",
+            b"get a b\r\n",
+            b"get a \r\n",
+            b"get a\x00b\r\n",
+            b"get a\tb\r\n",
+            b"get a\r",
+            b"get a",
+            b"get \r\n",
+            b"get  a\r\n",
+            b"get a\rb\r\n",
+            long.as_bytes(),
+            too_long.as_bytes(),
+        ];
+        for c in cases {
+            let fast = single_get(c);
+            if let Some(fast) = fast {
+                // Only well-formed single gets take the fast path, and it
+                // must agree with the general parser run on its own.
+                let general = super::parse_general(c, &limits);
+                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{c:?}");
+            }
+            // Either way, the public parser gives the general answer.
+            assert_eq!(
+                format!("{:?}", parse(c, &limits)),
+                format!("{:?}", super::parse_general(c, &limits)),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn agrees_with_a_byte_scan() {
+        let bytes = [b' ', b'a', 0x80, 0xa0, 0x1f, 0x21, 0xff, 0x00];
+        for len in 0..40 {
+            for seed in 0..64u64 {
+                let s: Vec<u8> = (0..len)
+                    .map(|i| bytes[((seed.wrapping_mul(31) + i as u64 * (seed | 1)) % 8) as usize])
+                    .collect();
+                let want = s.iter().position(|&b| b == b' ');
+                assert_eq!(find_space(&s), want, "{s:?}");
+            }
+        }
     }
 }
