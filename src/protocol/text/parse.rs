@@ -518,20 +518,38 @@ fn delete(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
     request(Request::Delete { key, noreply }, next)
 }
 
-/// `incr|decr <key> <delta> [noreply]`; a third token other than `noreply`
-/// is ignored, as memcached does.
-fn arith(mut tokens: Tokens<'_>, next: usize, op: ArithOp) -> Parsed<'_> {
+/// The shape `incr`/`decr` and `touch` share, `<key> <arg> [noreply]`:
+/// checks the token count and the key, and returns the key, the argument
+/// and the noreply flag (a third token other than `noreply` is ignored, as
+/// memcached does).
+fn key_and_arg<'a>(
+    tokens: &mut Tokens<'a>,
+    next: usize,
+) -> Result<(&'a [u8], &'a [u8], bool), Parsed<'a>> {
     let (args, n) = tokens.take::<3>();
     if n != 2 && n != 3 {
-        return invalid(Response::Error, next, false);
+        return Err(invalid(Response::Error, next, false));
     }
     let args = &args[..n];
     let noreply = noreply(args);
     let key = args[0];
     if key.len() > KEY_MAX_LENGTH {
-        return client_error(ClientError::BadCommandLineFormat, next, noreply);
+        return Err(client_error(
+            ClientError::BadCommandLineFormat,
+            next,
+            noreply,
+        ));
     }
-    let Some(delta) = parse_u64(args[1]) else {
+    Ok((key, args[1], noreply))
+}
+
+/// `incr|decr <key> <delta> [noreply]`.
+fn arith(mut tokens: Tokens<'_>, next: usize, op: ArithOp) -> Parsed<'_> {
+    let (key, delta, noreply) = match key_and_arg(&mut tokens, next) {
+        Ok(parts) => parts,
+        Err(e) => return e,
+    };
+    let Some(delta) = parse_u64(delta) else {
         return client_error(ClientError::InvalidDeltaArgument, next, noreply);
     };
     request(
@@ -547,17 +565,11 @@ fn arith(mut tokens: Tokens<'_>, next: usize, op: ArithOp) -> Parsed<'_> {
 
 /// `touch <key> <exptime> [noreply]`.
 fn touch(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
-    let (args, n) = tokens.take::<3>();
-    if n != 2 && n != 3 {
-        return invalid(Response::Error, next, false);
-    }
-    let args = &args[..n];
-    let noreply = noreply(args);
-    let key = args[0];
-    if key.len() > KEY_MAX_LENGTH {
-        return client_error(ClientError::BadCommandLineFormat, next, noreply);
-    }
-    let Some(exptime) = parse_i64(args[1]) else {
+    let (key, exptime, noreply) = match key_and_arg(&mut tokens, next) {
+        Ok(parts) => parts,
+        Err(e) => return e,
+    };
+    let Some(exptime) = parse_i64(exptime) else {
         return client_error(ClientError::InvalidExptime, next, noreply);
     };
     request(
