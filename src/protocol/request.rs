@@ -35,12 +35,30 @@ impl<'a> KeyList<'a> {
         }
     }
 
-    /// Iterates over the keys.
+    /// Iterates over the keys. Spaces are found with `memchr` rather than a
+    /// byte-by-byte split: this runs once per retrieval on the hot path.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let raw = self.raw;
         let single = self.single;
-        self.raw
-            .split(move |&b| !single && b == b' ')
-            .filter(|k| !k.is_empty())
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            if single {
+                if pos == 0 && !raw.is_empty() {
+                    pos = raw.len();
+                    return Some(raw);
+                }
+                return None;
+            }
+            while pos < raw.len() {
+                let end = memchr::memchr(b' ', &raw[pos..]).map_or(raw.len(), |i| pos + i);
+                let key = &raw[pos..end];
+                pos = end + 1;
+                if !key.is_empty() {
+                    return Some(key);
+                }
+            }
+            None
+        })
     }
 }
 
@@ -216,5 +234,29 @@ impl Request<'_> {
             | Request::ConfigDelete { noreply, .. } => noreply,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyList;
+
+    fn keys(list: KeyList<'_>) -> Vec<&[u8]> {
+        list.iter().collect()
+    }
+
+    #[test]
+    fn key_lists_split_on_spaces_and_skip_empty_runs() {
+        assert_eq!(keys(KeyList::new(b"a")), vec![&b"a"[..]]);
+        assert_eq!(
+            keys(KeyList::new(b"a bb  ccc ")),
+            vec![&b"a"[..], b"bb", b"ccc"]
+        );
+        assert_eq!(keys(KeyList::new(b"  a")), vec![&b"a"[..]]);
+        assert!(keys(KeyList::new(b"")).is_empty());
+        assert!(keys(KeyList::new(b"   ")).is_empty());
+        // A single key is taken whole, spaces and all (binary and meta keys).
+        assert_eq!(keys(KeyList::single(b"a b")), vec![&b"a b"[..]]);
+        assert!(keys(KeyList::single(b"")).is_empty());
     }
 }
