@@ -8,16 +8,15 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Connection, Connector, Endpoint, TcpConnector, Timeouts};
+use crate::codec::{self, Answer, Command};
+use crate::conn::{
+    Connection, Connector, Credentials, Endpoint, Protocol, Session, TcpConnector, Timeouts,
+};
 use crate::discovery::{fetch_config, fetch_from, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::node::{FailoverMode, FailurePolicy, Node, NodeInfo, NodeState, ProbeOutcome};
-use crate::protocol::{self, Reply, RetrievalVerb, StorageVerb};
+use crate::protocol::{self, RetrievalVerb, StorageVerb};
 use crate::ring::{key_hash, Identity, Naming, Ring, Server, MEMCACHED_DEFAULT_PORT};
-
-/// Keys per `get` command in a multi-get; longer lists are split into several pipelined
-/// commands so no request line grows without bound.
-const MULTI_GET_CHUNK: usize = 64;
 
 /// Live nodes asked for the configuration in one poll before falling back to the seeds.
 const DISCOVERY_NODE_TRIES: usize = 2;
@@ -114,6 +113,8 @@ pub struct ClientBuilder {
     retry_interval: Duration,
     discover_on_build: bool,
     connector: Arc<dyn Connector>,
+    protocol: Option<Protocol>,
+    credentials: Option<Credentials>,
 }
 
 impl Default for ClientBuilder {
@@ -133,6 +134,8 @@ impl Default for ClientBuilder {
             retry_interval: Duration::from_secs(1),
             discover_on_build: true,
             connector: Arc::new(TcpConnector),
+            protocol: None,
+            credentials: None,
         }
     }
 }
@@ -263,10 +266,32 @@ impl ClientBuilder {
         self
     }
 
-    /// How connections are opened (TLS or authentication hooks go here).
+    /// How connections are opened: [`TcpConnector`] by default,
+    /// [`TlsConnector`](crate::tls::TlsConnector) for TLS, or your own. Data connections,
+    /// probes and discovery polls (seeds included) all go through it.
     pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
         self.connector = connector;
         self
+    }
+
+    /// The protocol every connection speaks (default [`Protocol::Text`], or
+    /// [`Protocol::Binary`] when SASL credentials are set).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// SASL credentials: every connection authenticates right after it opens (reconnects
+    /// too), over the binary protocol. A refusal is [`Error::Auth`].
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// SASL user name and password, with the mechanism negotiated (see
+    /// [`credentials`](Self::credentials)).
+    pub fn sasl(self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials(Credentials::new(user, password))
     }
 
     /// Creates the client. Fails only on unusable settings; an unreachable cluster is not an
@@ -294,6 +319,23 @@ impl ClientBuilder {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let protocol = match (self.protocol, &self.credentials) {
+            (Some(Protocol::Text), Some(_)) => {
+                return Err(Error::Config(
+                    "SASL authentication needs the binary protocol".into(),
+                ))
+            }
+            (Some(protocol), _) => protocol,
+            (None, Some(_)) => Protocol::Binary,
+            (None, None) => Protocol::Text,
+        };
+        #[cfg(not(feature = "sasl"))]
+        if self.credentials.is_some() {
+            return Err(Error::Config(
+                "SASL credentials given, but the client was built without the `sasl` feature"
+                    .into(),
+            ));
+        }
 
         let settings = Settings {
             naming: self.naming,
@@ -303,6 +345,10 @@ impl ClientBuilder {
             pool_wait: self.pool_wait,
             failure: self.failure,
             connector: self.connector,
+            session: Session {
+                protocol,
+                credentials: self.credentials,
+            },
         };
         let nodes = self
             .servers
@@ -395,6 +441,7 @@ struct Settings {
     pool_wait: Duration,
     failure: FailurePolicy,
     connector: Arc<dyn Connector>,
+    session: Session,
 }
 
 impl Settings {
@@ -403,6 +450,7 @@ impl Settings {
             endpoint,
             server,
             self.connector.clone(),
+            self.session.clone(),
             self.timeouts,
             self.pool_size,
             self.pool_wait,
@@ -591,22 +639,20 @@ impl Client {
         // Send to every node first, then collect the replies.
         let mut sent = Vec::with_capacity(groups.len());
         for (node, keys) in &groups {
-            let mut request = Vec::new();
-            for chunk in keys.chunks(MULTI_GET_CHUNK) {
-                protocol::encode_retrieval(&mut request, RetrievalVerb::Get, chunk);
-            }
             let outcome = node.pool.get().and_then(|mut conn| {
+                let mut request = Vec::new();
+                let ends = codec::encode_multi_get(conn.protocol(), keys, &mut request);
                 conn.send(&request)?;
-                Ok(conn)
+                Ok((conn, ends))
             });
             match outcome {
-                Ok(conn) => sent.push((node, keys, conn, keys.len().div_ceil(MULTI_GET_CHUNK))),
+                Ok((conn, ends)) => sent.push((node, keys, conn, ends)),
                 Err(error) => self.multi_failure(&mut result, node, keys, error),
             }
         }
         for (node, keys, mut conn, ends) in sent {
             let items = &mut result.items;
-            match read_values(&mut conn, ends, |key, item| {
+            match codec::read_multi_get(&mut conn, ends, |key, item| {
                 items.insert(key.to_vec(), item);
             }) {
                 Ok(()) => {
@@ -634,18 +680,18 @@ impl Client {
     }
 
     fn retrieve(&self, verb: RetrievalVerb, key: &[u8]) -> Result<Option<Item>> {
-        let mut request = Vec::with_capacity(key.len() + 16);
-        protocol::encode_retrieval(&mut request, verb, &[key]);
-        self.on_key(key, |conn| {
-            conn.send(&request)?;
-            let mut found = None;
-            read_values(conn, 1, |k, item| {
-                if k == key {
-                    found = Some(item);
-                }
-            })?;
-            Ok(found)
-        })
+        match self.on_key(key, &Command::Retrieve { verb, key })? {
+            Answer::Item(item) => Ok(item),
+            other => Err(self.wrong_answer(key, other)),
+        }
+    }
+
+    /// An answer of the wrong kind; the codecs never produce one.
+    fn wrong_answer(&self, key: &[u8], answer: Answer) -> Error {
+        Error::Protocol {
+            node: self.locate(key).map(|p| p.owner).unwrap_or_default(),
+            message: format!("unexpected answer {answer:?}"),
+        }
     }
 
     // ----- storage ---------------------------------------------------------------------
@@ -759,21 +805,21 @@ impl Client {
         exptime: u32,
         cas: Option<u64>,
     ) -> Result<()> {
-        let mut request = Vec::with_capacity(key.len() + value.len() + 64);
-        protocol::encode_storage(&mut request, verb, key, flags, exptime, value, cas);
-        self.on_key(key, |conn| {
-            exchange(conn, &request, |r| (r == Reply::Stored).then_some(()))
-        })
+        let command = Command::Store {
+            verb,
+            key,
+            value,
+            flags,
+            exptime,
+            cas,
+        };
+        self.on_key(key, &command).map(drop)
     }
 
     /// Removes the item; [`Error::NotFound`] if there was none.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
-        let mut request = Vec::with_capacity(key.len() + 10);
-        protocol::encode_delete(&mut request, key);
-        self.on_key(key, |conn| {
-            exchange(conn, &request, |r| (r == Reply::Deleted).then_some(()))
-        })
+        self.on_key(key, &Command::Delete { key }).map(drop)
     }
 
     /// Adds `delta` to a decimal value (wrapping at 2^64); returns the new value.
@@ -787,24 +833,16 @@ impl Client {
     }
 
     fn arith(&self, incr: bool, key: &[u8], delta: u64) -> Result<u64> {
-        let mut request = Vec::with_capacity(key.len() + 30);
-        protocol::encode_arith(&mut request, incr, key, delta);
-        self.on_key(key, |conn| {
-            exchange(conn, &request, |r| match r {
-                Reply::Number(n) => Some(n),
-                _ => None,
-            })
-        })
+        match self.on_key(key, &Command::Arith { incr, key, delta })? {
+            Answer::Number(n) => Ok(n),
+            other => Err(self.wrong_answer(key, other)),
+        }
     }
 
     /// Resets the expiration time; [`Error::NotFound`] if the item does not exist.
     pub fn touch(&self, key: impl AsRef<[u8]>, exptime: u32) -> Result<()> {
         let key = key.as_ref();
-        let mut request = Vec::with_capacity(key.len() + 20);
-        protocol::encode_touch(&mut request, key, exptime);
-        self.on_key(key, |conn| {
-            exchange(conn, &request, |r| (r == Reply::Touched).then_some(()))
-        })
+        self.on_key(key, &Command::Touch { key, exptime }).map(drop)
     }
 
     // ----- whole cluster ---------------------------------------------------------------
@@ -812,23 +850,17 @@ impl Client {
     /// Invalidates every item on every node (after `delay` seconds if given). Every node is
     /// asked even if one fails; the first failure is returned.
     pub fn flush_all(&self, delay: Option<u32>) -> Result<()> {
-        let mut request = Vec::new();
-        protocol::encode_flush_all(&mut request, delay);
-        let results =
-            self.on_each_node(|conn| exchange(conn, &request, |r| (r == Reply::Ok).then_some(())))?;
-        results.into_iter().try_for_each(|(_, r)| r)
+        let results = self.on_each_node(&Command::FlushAll { delay })?;
+        results.into_iter().try_for_each(|(_, r)| r.map(drop))
     }
 
     /// Each node's `version` reply, by `host:port`.
     pub fn version(&self) -> Result<PerNode<String>> {
-        let mut request = Vec::new();
-        protocol::encode_version(&mut request);
-        self.on_each_node(|conn| {
-            exchange(conn, &request, |r| match r {
-                Reply::Version(v) => Some(v.to_owned()),
-                _ => None,
-            })
-        })
+        let results = self.on_each_node(&Command::Version)?;
+        Ok(per_node(results, |answer| match answer {
+            Answer::Version(v) => Some(v),
+            _ => None,
+        }))
     }
 
     /// Each node's general statistics (`stats`), by `host:port`.
@@ -838,26 +870,11 @@ impl Client {
 
     /// Each node's statistics of one group (`stats <group>`, e.g. `slabs`, `settings`).
     pub fn stats_group(&self, group: Option<&str>) -> Result<PerNode<Stats>> {
-        let mut request = Vec::new();
-        protocol::encode_stats(&mut request, group);
-        self.on_each_node(|conn| {
-            conn.send(&request)?;
-            let mut stats = Vec::new();
-            loop {
-                let node = conn.node().to_owned();
-                let done = conn.read_reply(|r| match r {
-                    Reply::Stat { name, value } => {
-                        stats.push((name.to_owned(), value.to_owned()));
-                        Ok(false)
-                    }
-                    Reply::End => Ok(true),
-                    other => Err(unexpected(&node, other)),
-                })??;
-                if done {
-                    return Ok(stats);
-                }
-            }
-        })
+        let results = self.on_each_node(&Command::Stats { group })?;
+        Ok(per_node(results, |answer| match answer {
+            Answer::Stats(stats) => Some(stats),
+            _ => None,
+        }))
     }
 
     // ----- introspection and discovery -------------------------------------------------
@@ -921,24 +938,21 @@ impl Client {
 
     // ----- plumbing --------------------------------------------------------------------
 
-    fn on_key<T>(&self, key: &[u8], op: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+    fn on_key(&self, key: &[u8], command: &Command<'_>) -> Result<Answer> {
         protocol::check_key(key).map_err(Error::InvalidKey)?;
         let (topology, ring) = self.inner.ring()?;
         let node = topology.route(&ring, key, self.inner.settings.failure.mode)?;
-        self.inner.run(node, op)
+        self.inner.run(node, |conn| codec::execute(conn, command))
     }
 
-    fn on_each_node<T>(
-        &self,
-        mut op: impl FnMut(&mut Connection) -> Result<T>,
-    ) -> Result<Vec<(String, Result<T>)>> {
+    fn on_each_node(&self, command: &Command<'_>) -> Result<PerNode<Answer>> {
         let (topology, _) = self.inner.ring()?;
         Ok(topology
             .nodes
             .iter()
             .map(|node| {
                 let result = match node.state() {
-                    NodeState::Up => self.inner.run(node, &mut op),
+                    NodeState::Up => self.inner.run(node, |conn| codec::execute(conn, command)),
                     _ => Err(Error::NodeFailing {
                         node: node.name().to_owned(),
                     }),
@@ -1120,7 +1134,12 @@ impl Inner {
         }
         for seed in &discovery.seeds {
             let connector = self.settings.connector.as_ref();
-            match fetch_from(seed, &self.settings.timeouts, Some(connector)) {
+            match fetch_from(
+                seed,
+                &self.settings.timeouts,
+                Some(connector),
+                &self.settings.session,
+            ) {
                 Ok((config, _)) => return Ok(self.discovered(discovery, config)),
                 Err(e) => last_error = Some(e),
             }
@@ -1240,67 +1259,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sends `request` and reads one reply; `ok` picks the success replies.
-fn exchange<T>(
-    conn: &mut Connection,
-    request: &[u8],
-    mut ok: impl FnMut(Reply<'_>) -> Option<T>,
-) -> Result<T> {
-    conn.send(request)?;
-    let node = conn.node().to_owned();
-    conn.read_reply(|reply| ok(reply).ok_or_else(|| unexpected(&node, reply)))?
-}
-
-/// Reads `VALUE`s until `ends` `END`s were seen.
-fn read_values(
-    conn: &mut Connection,
-    ends: usize,
-    mut on_value: impl FnMut(&[u8], Item),
-) -> Result<()> {
-    let node = conn.node().to_owned();
-    let mut seen = 0;
-    while seen < ends {
-        conn.read_reply(|reply| match reply {
-            Reply::Value {
-                key,
-                flags,
-                cas,
-                data,
-            } => {
-                on_value(
-                    key,
-                    Item {
-                        value: data.to_vec(),
-                        flags,
-                        cas,
-                    },
-                );
-                Ok(())
-            }
-            Reply::End => {
-                seen += 1;
-                Ok(())
-            }
-            other => Err(unexpected(&node, other)),
-        })??;
-    }
-    Ok(())
-}
-
-/// The error for a reply that is not the expected success.
-pub(crate) fn unexpected(node: &str, reply: Reply<'_>) -> Error {
-    match reply {
-        Reply::NotStored => Error::NotStored,
-        Reply::Exists => Error::Exists,
-        Reply::NotFound => Error::NotFound,
-        Reply::Error => Error::UnknownCommand,
-        Reply::ClientError(m) => Error::ClientError(m.to_owned()),
-        Reply::ServerError(m) => Error::ServerError(m.to_owned()),
-        other => Error::Protocol {
-            node: node.to_owned(),
-            message: format!("unexpected reply {other:?}"),
-        },
-    }
+/// Picks the expected kind of answer out of per-node results.
+fn per_node<T>(results: PerNode<Answer>, pick: impl Fn(Answer) -> Option<T>) -> PerNode<T> {
+    results
+        .into_iter()
+        .map(|(node, result)| {
+            let result = result.and_then(|answer| {
+                let message = format!("unexpected answer {answer:?}");
+                pick(answer).ok_or_else(|| Error::Protocol {
+                    node: node.clone(),
+                    message,
+                })
+            });
+            (node, result)
+        })
+        .collect()
 }
 
 #[cfg(test)]

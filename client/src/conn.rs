@@ -1,17 +1,140 @@
 //! Connections to one node: opening, timeouts, buffered request/reply exchange.
 //!
 //! Opening a connection goes through a [`Connector`]. The default, [`TcpConnector`], opens a
-//! plain TCP stream with `TCP_NODELAY` and the configured timeouts. Transport security and
-//! authentication plug in here: a connector may wrap the TCP stream in TLS and run a SASL
-//! exchange before handing the stream to the client, which only needs `Read + Write`.
+//! plain TCP stream with `TCP_NODELAY` and the configured timeouts;
+//! [`TlsConnector`](crate::tls::TlsConnector) wraps it in TLS. Once the stream is open, the
+//! connection's [`Session`] applies: it fixes the [`Protocol`] the connection speaks and, with
+//! [`Credentials`], runs a SASL exchange before the connection is used.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TlsError};
 use crate::protocol::{parse_reply, Reply};
+
+/// The protocol a connection speaks. memcached fixes it per connection by the first byte, and
+/// serves SASL only over the binary protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// The text protocol (`get`, `set`, …).
+    #[default]
+    Text,
+    /// The binary protocol (24-byte headers); required for SASL.
+    Binary,
+}
+
+/// A SASL mechanism the client can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    /// `PLAIN`: the password is sent as is (use it over TLS only).
+    Plain,
+    /// `SCRAM-SHA-1`: salted challenge-response; the password never crosses the wire and the
+    /// server proves it knows the password too.
+    ScramSha1,
+    /// `SCRAM-SHA-256`: like SCRAM-SHA-1 with SHA-256.
+    ScramSha256,
+}
+
+impl Mechanism {
+    /// The IANA name sent on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+
+    /// The mechanism named `name` (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        [
+            Mechanism::ScramSha256,
+            Mechanism::ScramSha1,
+            Mechanism::Plain,
+        ]
+        .into_iter()
+        .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A SASL user name and password, and optionally the mechanism to use (by default the best
+/// one the server offers: SCRAM-SHA-256, then SCRAM-SHA-1, then PLAIN).
+///
+/// The password never appears in `Debug` output or in errors:
+///
+/// ```
+/// use ferrocache_client::Credentials;
+///
+/// let creds = Credentials::new("alice", "s3cret");
+/// assert!(!format!("{creds:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    user: String,
+    password: String,
+    mechanism: Option<Mechanism>,
+}
+
+impl Credentials {
+    /// A user name and password; the mechanism is negotiated.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials {
+            user: user.into(),
+            password: password.into(),
+            mechanism: None,
+        }
+    }
+
+    /// Uses `mechanism` only, instead of the best one offered.
+    pub fn with_mechanism(mut self, mechanism: Mechanism) -> Credentials {
+        self.mechanism = Some(mechanism);
+        self
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The mechanism chosen in the settings, if any.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        self.mechanism
+    }
+
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("mechanism", &self.mechanism)
+            .finish()
+    }
+}
+
+/// What every new connection does once its stream is open: the protocol it speaks and the
+/// credentials it authenticates with. Reconnects (after errors, for probes and discovery
+/// polls) go through the same steps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    /// The protocol spoken.
+    pub protocol: Protocol,
+    /// SASL credentials; authentication runs right after connecting. Requires
+    /// [`Protocol::Binary`].
+    pub credentials: Option<Credentials>,
+}
 
 /// Timeouts applied to every connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +207,10 @@ pub trait Connector: Send + Sync + fmt::Debug {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpConnector;
 
-impl Connector for TcpConnector {
-    fn connect(&self, endpoint: &Endpoint, timeouts: &Timeouts) -> io::Result<Box<dyn Stream>> {
+impl TcpConnector {
+    /// Opens a TCP stream to the first address of `endpoint` that accepts, with
+    /// `TCP_NODELAY` and the read and write timeouts set.
+    pub fn connect_tcp(endpoint: &Endpoint, timeouts: &Timeouts) -> io::Result<TcpStream> {
         let mut last = None;
         for addr in endpoint.resolve()? {
             match TcpStream::connect_timeout(&addr, timeouts.connect) {
@@ -93,12 +218,18 @@ impl Connector for TcpConnector {
                     stream.set_nodelay(true)?;
                     stream.set_read_timeout(Some(timeouts.read))?;
                     stream.set_write_timeout(Some(timeouts.write))?;
-                    return Ok(Box::new(stream));
+                    return Ok(stream);
                 }
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")))
+    }
+}
+
+impl Connector for TcpConnector {
+    fn connect(&self, endpoint: &Endpoint, timeouts: &Timeouts) -> io::Result<Box<dyn Stream>> {
+        Ok(Box::new(Self::connect_tcp(endpoint, timeouts)?))
     }
 }
 
@@ -110,6 +241,7 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct Connection {
     stream: Box<dyn Stream>,
     node: std::sync::Arc<str>,
+    protocol: Protocol,
     buf: Vec<u8>,
     /// Start of unread bytes in `buf`.
     start: usize,
@@ -120,27 +252,47 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Opens a connection to `endpoint` through `connector`.
+    /// Opens a connection to `endpoint` through `connector` and sets it up as `session`
+    /// says (protocol, SASL authentication).
     pub fn open(
         connector: &dyn Connector,
         endpoint: &Endpoint,
         node: std::sync::Arc<str>,
         timeouts: &Timeouts,
+        session: &Session,
     ) -> Result<Connection> {
-        let stream = connector
-            .connect(endpoint, timeouts)
-            .map_err(|source| Error::Connect {
-                node: node.to_string(),
-                source,
+        let stream =
+            connector.connect(endpoint, timeouts).map_err(|source| {
+                match TlsError::from_io(&source) {
+                    Some(tls) => Error::Tls {
+                        node: node.to_string(),
+                        source: tls,
+                    },
+                    None => Error::Connect {
+                        node: node.to_string(),
+                        source,
+                    },
+                }
             })?;
-        Ok(Connection::from_stream(stream, node))
+        let mut conn = Connection::from_stream(stream, node);
+        conn.protocol = session.protocol;
+        if let Some(credentials) = &session.credentials {
+            if session.protocol != Protocol::Binary {
+                return Err(Error::Config(
+                    "SASL authentication needs the binary protocol".into(),
+                ));
+            }
+            crate::auth::authenticate(&mut conn, credentials)?;
+        }
+        Ok(conn)
     }
 
-    /// Wraps an already open stream; `node` names it in errors.
+    /// Wraps an already open stream speaking the text protocol; `node` names it in errors.
     pub fn from_stream(stream: Box<dyn Stream>, node: std::sync::Arc<str>) -> Connection {
         Connection {
             stream,
             node,
+            protocol: Protocol::Text,
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
@@ -151,6 +303,17 @@ impl Connection {
     /// `host:port` of the peer.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The protocol the connection speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Switches the protocol of a connection made with [`from_stream`](Self::from_stream)
+    /// (before anything was sent).
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
     }
 
     /// Sends `request` in full.
@@ -184,6 +347,19 @@ impl Connection {
             }
             self.fill()?;
         }
+    }
+
+    /// Reads one frame of the binary protocol and hands it to `f`.
+    pub fn read_frame<T>(&mut self, mut f: impl FnMut(crate::binary::Frame<'_>) -> T) -> Result<T> {
+        let node = self.node.clone();
+        self.read_with(|buf| match crate::binary::parse_frame(buf) {
+            Ok(Some((frame, used))) => Ok(Some((f(frame), used))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(Error::Protocol {
+                node: node.to_string(),
+                message: e.to_string(),
+            }),
+        })
     }
 
     /// Reads one reply unit of the text protocol and hands it to `f`.

@@ -100,6 +100,28 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// SASL authentication failed: wrong credentials, no common mechanism, a server that does
+    /// not offer SASL, or a server whose proof of the password did not verify. The node is
+    /// healthy, so this does not count towards marking it failing; every request (and every
+    /// reconnect) tries again and reports this error until the credentials are fixed.
+    #[error("authentication with {node} failed: {message}")]
+    Auth {
+        /// `host:port` of the node.
+        node: String,
+        /// What went wrong (never contains the password).
+        message: String,
+    },
+    /// The TLS handshake failed, or the server ended the session with a TLS alert (for
+    /// example a rejected or missing client certificate). Like [`Error::Auth`] this points
+    /// at the settings rather than the node's health, so it does not eject the node.
+    #[error("TLS with {node} failed: {source}")]
+    Tls {
+        /// `host:port` of the node.
+        node: String,
+        /// What went wrong.
+        #[source]
+        source: TlsError,
+    },
     /// A configuration endpoint answered, but not with a usable cluster configuration.
     #[error("bad cluster configuration from {endpoint}: {source}")]
     Discovery {
@@ -139,7 +161,9 @@ impl Error {
             | Error::Closed { node }
             | Error::Io { node, .. }
             | Error::PoolTimeout { node }
-            | Error::Protocol { node, .. } => Some(node),
+            | Error::Protocol { node, .. }
+            | Error::Auth { node, .. }
+            | Error::Tls { node, .. } => Some(node),
             Error::Discovery { endpoint, .. } => Some(endpoint),
             _ => None,
         }
@@ -147,6 +171,12 @@ impl Error {
 
     /// Maps an I/O error on an open connection to the matching variant.
     pub(crate) fn from_io(node: &str, err: io::Error) -> Error {
+        if let Some(tls) = TlsError::from_io(&err) {
+            return Error::Tls {
+                node: node.to_owned(),
+                source: tls,
+            };
+        }
         match err.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout {
                 node: node.to_owned(),
@@ -162,5 +192,42 @@ impl Error {
                 source: err,
             },
         }
+    }
+}
+
+/// Which part of TLS failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The server's certificate was rejected: unknown issuer, expired, or not valid for the
+    /// server name.
+    Certificate,
+    /// The server refused the session with an alert (for example, it requires a client
+    /// certificate, or rejected the one sent).
+    Refused,
+    /// Any other handshake or record failure (for example, the server does not speak TLS).
+    Handshake,
+}
+
+/// A TLS failure. Connectors report it inside an [`io::Error`] (see
+/// [`TlsError::into_io`]); the client turns it into [`Error::Tls`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TlsError {
+    /// Which part failed.
+    pub kind: TlsErrorKind,
+    /// The TLS library's description.
+    pub message: String,
+}
+
+impl TlsError {
+    /// Wraps the error in an `io::Error`, the form a [`Connector`](crate::Connector) returns.
+    pub fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+
+    /// The `TlsError` carried by `err`, if any.
+    pub fn from_io(err: &io::Error) -> Option<TlsError> {
+        err.get_ref()?.downcast_ref::<TlsError>().cloned()
     }
 }

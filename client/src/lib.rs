@@ -22,7 +22,10 @@
 //! assert_eq!(key_hash("26"), 3979113294);
 //! ```
 
+mod auth;
+pub mod binary;
 mod client;
+mod codec;
 pub mod conn;
 pub mod discovery;
 mod error;
@@ -30,6 +33,8 @@ mod node;
 pub mod pool;
 pub mod protocol;
 pub mod ring;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// `now + delay`, saturating at a year from now instead of overflowing on huge settings.
 pub(crate) fn deadline_after(delay: std::time::Duration) -> std::time::Instant {
@@ -41,7 +46,11 @@ pub(crate) fn deadline_after(delay: std::time::Duration) -> std::time::Instant {
 pub use client::{
     parse_host_port, Client, ClientBuilder, Item, MultiGet, NodeFailure, PerNode, Placement, Stats,
 };
-pub use conn::{Connector, Endpoint, TcpConnector, Timeouts};
-pub use error::{Error, Result};
+pub use conn::{
+    Connector, Credentials, Endpoint, Mechanism, Protocol, Session, TcpConnector, Timeouts,
+};
+pub use error::{Error, Result, TlsError, TlsErrorKind};
 pub use node::{FailoverMode, FailurePolicy, NodeInfo, NodeState};
 pub use ring::{key_hash, Identity, Naming, Redistribute, Ring, RingError, Server};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsConnector};

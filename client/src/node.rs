@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Connector, Endpoint, Timeouts};
-use crate::error::Result;
+use crate::codec::{self, Answer, Command};
+use crate::conn::{Connector, Endpoint, Session, Timeouts};
+use crate::error::{Error, Result};
 use crate::pool::Pool;
-use crate::protocol::{encode_version, Reply};
 use crate::ring::Server;
 
 /// What happens to the keys of a node that keeps failing.
@@ -123,12 +123,14 @@ impl Node {
         endpoint: Endpoint,
         server: Server,
         connector: Arc<dyn Connector>,
+        session: Session,
         timeouts: Timeouts,
         pool_size: usize,
         pool_wait: Duration,
     ) -> Node {
         Node {
-            pool: Pool::new(endpoint.clone(), connector, timeouts, pool_size, pool_wait),
+            pool: Pool::new(endpoint.clone(), connector, timeouts, pool_size, pool_wait)
+                .with_session(session),
             endpoint,
             server,
             health: Mutex::new(Health {
@@ -225,14 +227,13 @@ impl Node {
     /// The node's `version` reply, over a connection outside the pool.
     pub(crate) fn version(&self) -> Result<String> {
         let mut conn = self.pool.open()?;
-        let mut request = Vec::with_capacity(9);
-        encode_version(&mut request);
-        conn.send(&request)?;
-        let node = self.name().to_owned();
-        conn.read_reply(|reply| match reply {
-            Reply::Version(v) => Ok(v.to_owned()),
-            other => Err(crate::client::unexpected(&node, other)),
-        })?
+        match codec::execute(&mut conn, &Command::Version)? {
+            Answer::Version(v) => Ok(v),
+            other => Err(Error::Protocol {
+                node: self.name().to_owned(),
+                message: format!("unexpected answer {other:?}"),
+            }),
+        }
     }
 
     #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Connection, Connector, Endpoint, Timeouts};
+use crate::conn::{Connection, Connector, Endpoint, Session, Timeouts};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Default)]
@@ -25,6 +25,7 @@ pub struct Pool {
     endpoint: Endpoint,
     name: Arc<str>,
     connector: Arc<dyn Connector>,
+    session: Session,
     timeouts: Timeouts,
     max: usize,
     wait: Duration,
@@ -48,6 +49,7 @@ impl Pool {
             name: endpoint.to_string().into(),
             endpoint,
             connector,
+            session: Session::default(),
             timeouts,
             max: max.max(1),
             wait,
@@ -56,6 +58,12 @@ impl Pool {
             idle_count: AtomicUsize::new(0),
             total_count: AtomicUsize::new(0),
         }
+    }
+
+    /// Sets up every new connection as `session` says (protocol, SASL credentials).
+    pub fn with_session(mut self, session: Session) -> Pool {
+        self.session = session;
+        self
     }
 
     /// `host:port` of the node.
@@ -117,6 +125,7 @@ impl Pool {
             &self.endpoint,
             self.name.clone(),
             &self.timeouts,
+            &self.session,
         )
     }
 

@@ -165,7 +165,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Error> {
                     ip: None,
                     port,
                 };
-                match fetch_from(&endpoint, &timeouts(cli), None) {
+                match fetch_from(&endpoint, &timeouts(cli), None, &Default::default()) {
                     Ok((config, form)) => {
                         let how = match form {
                             ReplyForm::Config => "config get cluster",

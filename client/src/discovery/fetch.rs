@@ -1,9 +1,19 @@
 //! Asking one endpoint for the cluster configuration over an open connection.
+//!
+//! On a text connection: `config get cluster`, then the legacy
+//! `get AmazonElastiCache:cluster` when the server answers `ERROR`. On a binary connection
+//! (the only kind an authenticated client has): ElastiCache's CONFIG_GET opcode `0x60` with
+//! key `cluster`, answered like a GET (the payload is the value), then a binary GET of
+//! `AmazonElastiCache:cluster` when the server answers "unknown command" (`0x81`), as
+//! memcached does.
 
 use std::sync::Arc;
 
-use crate::conn::{Connection, Connector, Endpoint, TcpConnector, Timeouts};
-use crate::discovery::payload::{parse_reply, ClusterConfig, ReplyError, ReplyForm};
+use crate::binary::{encode, opcode, Status};
+use crate::conn::{Connection, Connector, Endpoint, Protocol, Session, TcpConnector, Timeouts};
+use crate::discovery::payload::{
+    parse_payload, parse_reply, ClusterConfig, ReplyError, ReplyForm, CONFIG_KEY, LEGACY_KEY,
+};
 use crate::error::{Error, Result};
 
 /// The request of engines ≥ 1.4.14 (and ferrocache).
@@ -13,8 +23,18 @@ pub const CONFIG_GET: &[u8] = b"config get cluster\r\n";
 pub const LEGACY_GET: &[u8] = b"get AmazonElastiCache:cluster\r\n";
 
 /// Asks for the configuration on `conn`: `config get cluster`, then the legacy `get` if the
-/// server does not know `config`. On success the connection is in sync and reusable.
+/// server does not know `config` (over the binary protocol, the matching opcodes). On success
+/// the connection is in sync and reusable.
 pub fn fetch_config(conn: &mut Connection) -> Result<(ClusterConfig, ReplyForm)> {
+    if conn.protocol() == Protocol::Binary {
+        return match fetch_binary(conn, ReplyForm::Config) {
+            Err(Error::Discovery {
+                source: ReplyError::UnknownCommand,
+                ..
+            }) => fetch_binary(conn, ReplyForm::Legacy),
+            other => other,
+        };
+    }
     conn.send(CONFIG_GET)?;
     match read_config(conn) {
         Err(Error::Discovery {
@@ -30,15 +50,69 @@ pub fn fetch_config(conn: &mut Connection) -> Result<(ClusterConfig, ReplyForm)>
     }
 }
 
-/// Opens a connection to `endpoint` (resolving its name anew) and fetches the configuration.
+/// Opens a connection to `endpoint` (resolving its name anew) through `connector` (plain TCP
+/// when `None`), sets it up as `session` says (protocol, SASL) and fetches the configuration.
 pub fn fetch_from(
     endpoint: &Endpoint,
     timeouts: &Timeouts,
     connector: Option<&dyn Connector>,
+    session: &Session,
 ) -> Result<(ClusterConfig, ReplyForm)> {
     let name: Arc<str> = endpoint.to_string().into();
-    let mut conn = Connection::open(connector.unwrap_or(&TcpConnector), endpoint, name, timeouts)?;
+    let mut conn = Connection::open(
+        connector.unwrap_or(&TcpConnector),
+        endpoint,
+        name,
+        timeouts,
+        session,
+    )?;
     fetch_config(&mut conn)
+}
+
+/// One binary configuration request: CONFIG_GET `cluster`, or GET of the legacy key.
+fn fetch_binary(conn: &mut Connection, form: ReplyForm) -> Result<(ClusterConfig, ReplyForm)> {
+    let (op, key) = match form {
+        ReplyForm::Config => (opcode::CONFIG_GET, CONFIG_KEY),
+        ReplyForm::Legacy => (opcode::GET, LEGACY_KEY),
+    };
+    let mut request = Vec::with_capacity(24 + key.len());
+    encode::get(&mut request, op, key.as_bytes(), 0);
+    conn.send(&request)?;
+    let endpoint = conn.node().to_owned();
+    let discovery = |source| Error::Discovery {
+        endpoint: endpoint.clone(),
+        source,
+    };
+    conn.read_frame(|frame| {
+        let message =
+            || String::from_utf8_lossy(&frame.value[..frame.value.len().min(200)]).into_owned();
+        if frame.opcode != op {
+            return Err(Error::Protocol {
+                node: endpoint.clone(),
+                message: crate::binary::FrameError::Unexpected {
+                    opcode: frame.opcode,
+                    status: frame.status,
+                }
+                .to_string(),
+            });
+        }
+        match frame.status {
+            Status::SUCCESS => parse_payload(frame.value)
+                .map(|config| (config, form))
+                .map_err(|e| discovery(ReplyError::Payload(e))),
+            Status::UNKNOWN_COMMAND => Err(discovery(ReplyError::UnknownCommand)),
+            Status::KEY_NOT_FOUND => Err(discovery(ReplyError::NotFound)),
+            Status::AUTH_ERROR => Err(Error::Auth {
+                node: endpoint.clone(),
+                message: format!("refused as unauthenticated: {}", message()),
+            }),
+            Status::INVALID_ARGUMENTS => Err(discovery(ReplyError::ClientError(message()))),
+            status => Err(discovery(ReplyError::ServerError(format!(
+                "status {status}: {}",
+                message()
+            )))),
+        }
+    })?
 }
 
 fn read_config(conn: &mut Connection) -> Result<(ClusterConfig, ReplyForm)> {
