@@ -6,15 +6,21 @@
 //! ferrocache-cli --seed cfg.example:11211 set greeting hello --exptime 60
 //! ferrocache-cli --seed cfg.example:11211 get greeting
 //! ferrocache-cli --seed cfg.example:11211 stats
+//! ferrocache-cli --seed cfg.example:11211 --tls --ca ca.pem --user app --password-file pw get k
 //! ```
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use ferrocache_client::discovery::{fetch_from, ReplyForm};
-use ferrocache_client::{parse_host_port, Client, Endpoint, Error, Identity, Naming, Timeouts};
+use ferrocache_client::{
+    parse_host_port, Client, Connector, Credentials, Endpoint, Error, Identity, Mechanism, Naming,
+    Protocol, Session, TcpConnector, Timeouts, TlsConfig,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +49,42 @@ struct Cli {
     /// Connect, read and write timeout in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS", global = true)]
     timeout_ms: u64,
+    /// Speak the binary protocol (implied by --user).
+    #[arg(long, global = true)]
+    binary: bool,
+    /// SASL user name; authenticates every connection over the binary protocol.
+    #[arg(long, value_name = "NAME", global = true)]
+    user: Option<String>,
+    /// SASL password (visible to other local users in the process list: prefer
+    /// --password-file or the FERROCACHE_PASSWORD environment variable).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        global = true,
+        conflicts_with = "password_file"
+    )]
+    password: Option<String>,
+    /// File whose first line is the SASL password.
+    #[arg(long, value_name = "FILE", global = true)]
+    password_file: Option<std::path::PathBuf>,
+    /// SASL mechanism (default: the best one the server offers).
+    #[arg(long, value_enum, global = true)]
+    mechanism: Option<MechanismArg>,
+    /// Connect over TLS.
+    #[arg(long, global = true)]
+    tls: bool,
+    /// PEM file of the CA certificates to trust (implies --tls).
+    #[arg(long, value_name = "FILE", global = true)]
+    ca: Option<std::path::PathBuf>,
+    /// PEM file of a client certificate chain, for servers that require one (with --key).
+    #[arg(long, value_name = "FILE", global = true, requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, value_name = "FILE", global = true, requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// Name to check the servers' certificates against (default: each node's host).
+    #[arg(long, value_name = "NAME", global = true)]
+    server_name: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,6 +141,16 @@ enum NamingArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum MechanismArg {
+    #[value(name = "PLAIN", alias = "plain")]
+    Plain,
+    #[value(name = "SCRAM-SHA-1", alias = "scram-sha-1")]
+    ScramSha1,
+    #[value(name = "SCRAM-SHA-256", alias = "scram-sha-256")]
+    ScramSha256,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum IdentityArg {
     Hostname,
     Ip,
@@ -124,8 +176,85 @@ fn timeouts(cli: &Cli) -> Timeouts {
     }
 }
 
+/// The connector the flags ask for: TLS with --tls or --ca, else plain TCP.
+fn connector(cli: &Cli) -> Result<Arc<dyn Connector>, Error> {
+    if !cli.tls && cli.ca.is_none() {
+        if cli.cert.is_some() || cli.server_name.is_some() {
+            return Err(Error::Config(
+                "--cert, --key and --server-name need --tls".into(),
+            ));
+        }
+        return Ok(Arc::new(TcpConnector));
+    }
+    let Some(ca) = &cli.ca else {
+        return Err(Error::Config(
+            "--tls needs --ca FILE (the CA certificates to trust)".into(),
+        ));
+    };
+    let mut tls = TlsConfig::new().ca_file(ca);
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+        tls = tls.client_cert_files(cert, key);
+    }
+    if let Some(name) = &cli.server_name {
+        tls = tls.server_name(name);
+    }
+    Ok(Arc::new(tls.build()?))
+}
+
+/// What each connection does after opening: the protocol and the SASL login.
+fn session(cli: &Cli) -> Result<Session, Error> {
+    let password = match (&cli.password, &cli.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Error::Config(format!("reading the password file {}: {e}", file.display()))
+            })?;
+            Some(text.lines().next().unwrap_or("").to_owned())
+        }
+        (None, None) => std::env::var("FERROCACHE_PASSWORD").ok(),
+    };
+    let credentials = match (&cli.user, password) {
+        (Some(user), Some(password)) => {
+            let mut credentials = Credentials::new(user, password);
+            if let Some(m) = cli.mechanism {
+                credentials = credentials.with_mechanism(match m {
+                    MechanismArg::Plain => Mechanism::Plain,
+                    MechanismArg::ScramSha1 => Mechanism::ScramSha1,
+                    MechanismArg::ScramSha256 => Mechanism::ScramSha256,
+                });
+            }
+            Some(credentials)
+        }
+        (Some(_), None) => {
+            return Err(Error::Config(
+                "--user needs --password, --password-file or FERROCACHE_PASSWORD".into(),
+            ))
+        }
+        (None, Some(_)) if cli.password.is_some() || cli.password_file.is_some() => {
+            return Err(Error::Config("a password needs --user".into()))
+        }
+        (None, _) => None,
+    };
+    let protocol = if cli.binary || credentials.is_some() {
+        Protocol::Binary
+    } else {
+        Protocol::Text
+    };
+    Ok(Session {
+        protocol,
+        credentials,
+    })
+}
+
 fn client(cli: &Cli) -> Result<Client, Error> {
+    let session = session(cli)?;
     let mut builder = Client::builder()
+        .connector(connector(cli)?)
+        .protocol(session.protocol);
+    if let Some(credentials) = session.credentials {
+        builder = builder.credentials(credentials);
+    }
+    let mut builder = builder
         .servers(&cli.servers)
         .naming(match cli.naming {
             NamingArg::Libmemcached => Naming::Libmemcached,
@@ -157,6 +286,8 @@ fn run(cli: &Cli) -> Result<ExitCode, Error> {
             if cli.seeds.is_empty() {
                 return Err(Error::Config("discover needs --seed".into()));
             }
+            let connector = connector(cli)?;
+            let session = session(cli)?;
             let mut failed = false;
             for seed in &cli.seeds {
                 let (host, port) = parse_host_port(seed)?;
@@ -165,11 +296,20 @@ fn run(cli: &Cli) -> Result<ExitCode, Error> {
                     ip: None,
                     port,
                 };
-                match fetch_from(&endpoint, &timeouts(cli), None, &Default::default()) {
+                match fetch_from(
+                    &endpoint,
+                    &timeouts(cli),
+                    Some(connector.as_ref()),
+                    &session,
+                ) {
                     Ok((config, form)) => {
-                        let how = match form {
-                            ReplyForm::Config => "config get cluster",
-                            ReplyForm::Legacy => "get AmazonElastiCache:cluster",
+                        let how = match (form, session.protocol) {
+                            (ReplyForm::Config, Protocol::Text) => "config get cluster",
+                            (ReplyForm::Legacy, Protocol::Text) => "get AmazonElastiCache:cluster",
+                            (ReplyForm::Config, Protocol::Binary) => "binary config get cluster",
+                            (ReplyForm::Legacy, Protocol::Binary) => {
+                                "binary get AmazonElastiCache:cluster"
+                            }
                         };
                         writeln!(out, "endpoint {endpoint} ({how})").map_err(io)?;
                         writeln!(out, "version {}", config.version).map_err(io)?;
