@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ferrocache_client::conn::Connection;
+use ferrocache_client::discovery::{fetch_config, fetch_form, ReplyForm};
 use ferrocache_client::{
-    Client, Credentials, Error, FailurePolicy, Mechanism, NodeState, Protocol,
+    Client, Credentials, Endpoint, Error, FailurePolicy, Mechanism, NodeState, Protocol, Session,
+    TcpConnector, Timeouts,
 };
 use support::{free_port, suites, wait_until, ServerProcess};
 
@@ -158,8 +161,33 @@ fn whole_api_over_sasl_on_a_discovered_cluster() {
     let client = discovering(&nodes[1], Credentials::new("bob", "hunter2"));
     suites::cluster_wide_commands_and_multi_get(&client);
     suites::single_key_operations(&client);
-    // A poll through the nodes' authenticated pooled connections (binary CONFIG_GET).
+    // A poll through the nodes' authenticated pooled connections.
     assert!(!client.refresh().unwrap());
+
+    // Both binary forms on one authenticated connection, which stays in step: ElastiCache's
+    // CONFIG_GET (0x60, with a NOOP behind it) and the legacy key.
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        ip: None,
+        port: nodes[0].port,
+    };
+    let session = Session {
+        protocol: Protocol::Binary,
+        credentials: Some(Credentials::new("alice", "s3cret").with_mechanism(Mechanism::Plain)),
+    };
+    let mut conn = Connection::open(
+        &TcpConnector,
+        &endpoint,
+        endpoint.to_string().into(),
+        &Timeouts::default(),
+        &session,
+    )
+    .unwrap();
+    let config = fetch_form(&mut conn, ReplyForm::Config).unwrap();
+    assert_eq!((config.version, config.nodes.len()), (1, 3));
+    assert_eq!(fetch_form(&mut conn, ReplyForm::Config).unwrap(), config);
+    assert_eq!(fetch_form(&mut conn, ReplyForm::Legacy).unwrap(), config);
+    assert_eq!(fetch_config(&mut conn).unwrap().0, config);
 
     // Each mechanism, for a clear-text and a salted entry: set on one client, read back
     // across the cluster with a pipelined multi-get on another.

@@ -112,12 +112,13 @@ fn start(args: &[String]) -> ServerProcess {
         .expect("ferrocache started")
 }
 
-/// Waits until the node answers `version` through `tls` (a node with a cluster file accepts
-/// connections before it serves them).
+/// Waits until the node answers a binary `version` (allowed before SASL authentication)
+/// through `tls`: a node with a cluster file accepts connections before it serves them.
 fn wait_serving(node: &ServerProcess, tls: &Arc<TlsConnector>) {
     let client = Client::builder()
         .server(&node.address())
         .connector(tls.clone())
+        .protocol(Protocol::Binary)
         .read_timeout(Duration::from_millis(500))
         .build()
         .unwrap();

@@ -1,11 +1,16 @@
 //! Asking one endpoint for the cluster configuration over an open connection.
 //!
 //! On a text connection: `config get cluster`, then the legacy
-//! `get AmazonElastiCache:cluster` when the server answers `ERROR`. On a binary connection
-//! (the only kind an authenticated client has): ElastiCache's CONFIG_GET opcode `0x60` with
-//! key `cluster`, answered like a GET (the payload is the value), then a binary GET of
-//! `AmazonElastiCache:cluster` when the server answers "unknown command" (`0x81`), as
-//! memcached does.
+//! `get AmazonElastiCache:cluster` when the server answers `ERROR`.
+//!
+//! On a binary connection (the only kind an authenticated client has) the order is reversed:
+//! first a binary GET of `AmazonElastiCache:cluster`, which every server parses (ferrocache
+//! answers the configuration), then, on a miss, ElastiCache's CONFIG_GET opcode `0x60` with
+//! key `cluster`, answered like a GET, followed by a NOOP in the same write. The reason is
+//! memcached: it answers an unknown opcode that carries a key only after swallowing as many
+//! bytes again as the key is long, so a lone CONFIG_GET would hang until the read timeout
+//! and leave the connection out of step. With the NOOP behind it memcached answers "unknown
+//! command" at once; the connection is then dropped.
 
 use std::sync::Arc;
 
@@ -27,11 +32,11 @@ pub const LEGACY_GET: &[u8] = b"get AmazonElastiCache:cluster\r\n";
 /// the connection is in sync and reusable.
 pub fn fetch_config(conn: &mut Connection) -> Result<(ClusterConfig, ReplyForm)> {
     if conn.protocol() == Protocol::Binary {
-        return match fetch_binary(conn, ReplyForm::Config) {
+        return match fetch_binary(conn, ReplyForm::Legacy) {
             Err(Error::Discovery {
-                source: ReplyError::UnknownCommand,
+                source: ReplyError::NotFound,
                 ..
-            }) => fetch_binary(conn, ReplyForm::Legacy),
+            }) => fetch_binary(conn, ReplyForm::Config),
             other => other,
         };
     }
@@ -48,6 +53,20 @@ pub fn fetch_config(conn: &mut Connection) -> Result<(ClusterConfig, ReplyForm)>
         }
         other => other,
     }
+}
+
+/// Asks for the configuration in one form only: `config get cluster` / CONFIG_GET
+/// ([`ReplyForm::Config`]) or the legacy key ([`ReplyForm::Legacy`]), in the protocol of
+/// `conn`.
+pub fn fetch_form(conn: &mut Connection, form: ReplyForm) -> Result<ClusterConfig> {
+    if conn.protocol() == Protocol::Binary {
+        return fetch_binary(conn, form).map(|(config, _)| config);
+    }
+    conn.send(match form {
+        ReplyForm::Config => CONFIG_GET,
+        ReplyForm::Legacy => LEGACY_GET,
+    })?;
+    read_config(conn).map(|(config, _)| config)
 }
 
 /// Opens a connection to `endpoint` (resolving its name anew) through `connector` (plain TCP
@@ -69,15 +88,53 @@ pub fn fetch_from(
     fetch_config(&mut conn)
 }
 
-/// One binary configuration request: CONFIG_GET `cluster`, or GET of the legacy key.
+/// One binary configuration request: GET of the legacy key, or CONFIG_GET `cluster`
+/// followed by a NOOP (see the module documentation).
 fn fetch_binary(conn: &mut Connection, form: ReplyForm) -> Result<(ClusterConfig, ReplyForm)> {
     let (op, key) = match form {
         ReplyForm::Config => (opcode::CONFIG_GET, CONFIG_KEY),
         ReplyForm::Legacy => (opcode::GET, LEGACY_KEY),
     };
-    let mut request = Vec::with_capacity(24 + key.len());
+    let mut request = Vec::with_capacity(48 + key.len());
     encode::get(&mut request, op, key.as_bytes(), 0);
+    if form == ReplyForm::Config {
+        encode::simple(&mut request, opcode::NOOP, 0);
+    }
     conn.send(&request)?;
+    let result = read_binary(conn, form, op);
+    let in_step = !matches!(
+        result,
+        Err(Error::Discovery {
+            source: ReplyError::UnknownCommand,
+            ..
+        }) | Err(Error::Protocol { .. })
+    );
+    if form == ReplyForm::Config && in_step {
+        // A server that knows CONFIG_GET answers the NOOP as well.
+        let node = conn.node().to_owned();
+        conn.read_frame(|frame| {
+            if (frame.opcode, frame.status) == (opcode::NOOP, Status::SUCCESS) {
+                Ok(())
+            } else {
+                Err(Error::Protocol {
+                    node: node.clone(),
+                    message: crate::binary::FrameError::Unexpected {
+                        opcode: frame.opcode,
+                        status: frame.status,
+                    }
+                    .to_string(),
+                })
+            }
+        })??;
+    }
+    result
+}
+
+fn read_binary(
+    conn: &mut Connection,
+    form: ReplyForm,
+    op: u8,
+) -> Result<(ClusterConfig, ReplyForm)> {
     let endpoint = conn.node().to_owned();
     let discovery = |source| Error::Discovery {
         endpoint: endpoint.clone(),

@@ -10,7 +10,7 @@
 pub mod fetch;
 pub mod payload;
 
-pub use fetch::{fetch_config, fetch_from};
+pub use fetch::{fetch_config, fetch_form, fetch_from};
 
 pub use payload::{
     parse_payload, parse_reply, ClusterConfig, Node, NodeError, PayloadError, Reply, ReplyError,
