@@ -482,3 +482,181 @@ pub(crate) fn read_multi_get(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(opcode: u8, status: Status, value: &[u8]) -> Frame<'_> {
+        Frame {
+            opcode,
+            status,
+            opaque: 0,
+            cas: 0,
+            extras: b"",
+            key: b"",
+            value,
+        }
+    }
+
+    fn store(verb: StorageVerb) -> Command<'static> {
+        Command::Store {
+            verb,
+            key: b"k",
+            value: b"v",
+            flags: 0,
+            exptime: 0,
+            cas: (verb == StorageVerb::Cas).then_some(1),
+        }
+    }
+
+    /// Binary statuses mean what the text replies mean for the same command.
+    #[test]
+    fn statuses_map_onto_the_text_errors() {
+        let err = |command: Command<'static>, status| {
+            status_error("n:1", &command, &frame(0, status, b"message"))
+        };
+        use StorageVerb::*;
+        assert!(matches!(
+            err(store(Add), Status::KEY_EXISTS),
+            Error::NotStored
+        ));
+        assert!(matches!(
+            err(store(Replace), Status::KEY_NOT_FOUND),
+            Error::NotStored
+        ));
+        assert!(matches!(
+            err(store(Append), Status::NOT_STORED),
+            Error::NotStored
+        ));
+        assert!(matches!(
+            err(store(Prepend), Status::KEY_NOT_FOUND),
+            Error::NotStored
+        ));
+        assert!(matches!(err(store(Cas), Status::KEY_EXISTS), Error::Exists));
+        assert!(matches!(
+            err(store(Cas), Status::KEY_NOT_FOUND),
+            Error::NotFound
+        ));
+        assert!(
+            matches!(err(store(Set), Status::TOO_LARGE), Error::ServerError(m) if m == "object too large for cache")
+        );
+        assert!(matches!(
+            err(store(Set), Status::OUT_OF_MEMORY),
+            Error::ServerError(_)
+        ));
+        let delete = Command::Delete { key: b"k" };
+        assert!(matches!(
+            err(delete, Status::KEY_NOT_FOUND),
+            Error::NotFound
+        ));
+        let incr = Command::Arith {
+            incr: true,
+            key: b"k",
+            delta: 1,
+        };
+        assert!(matches!(err(incr, Status::KEY_NOT_FOUND), Error::NotFound));
+        assert!(matches!(
+            err(incr, Status::NON_NUMERIC),
+            Error::ClientError(_)
+        ));
+        assert!(
+            matches!(err(incr, Status::INVALID_ARGUMENTS), Error::ClientError(m) if m == "message")
+        );
+        assert!(matches!(
+            err(Command::Version, Status::UNKNOWN_COMMAND),
+            Error::UnknownCommand
+        ));
+        assert!(matches!(
+            err(Command::Version, Status::AUTH_ERROR),
+            Error::Auth { .. }
+        ));
+        assert!(
+            matches!(err(Command::Version, Status(0x99)), Error::ServerError(m) if m.contains("0x99"))
+        );
+    }
+
+    #[test]
+    fn answers_of_each_kind() {
+        let get = Command::Retrieve {
+            verb: RetrievalVerb::Gets,
+            key: b"k",
+        };
+        let hit = Frame {
+            extras: &[0, 0, 0, 3],
+            cas: 9,
+            ..frame(opcode::GET, Status::SUCCESS, b"val")
+        };
+        match answer_binary("n:1", &get, &hit).unwrap() {
+            Answer::Item(Some(item)) => {
+                assert_eq!(
+                    (item.value, item.flags, item.cas),
+                    (b"val".to_vec(), 3, Some(9))
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // A hit without its flags is malformed, a miss is `None`.
+        let bare = frame(opcode::GET, Status::SUCCESS, b"val");
+        assert!(matches!(
+            answer_binary("n:1", &get, &bare),
+            Err(Error::Protocol { .. })
+        ));
+        let miss = frame(opcode::GET, Status::KEY_NOT_FOUND, b"Not found");
+        assert!(matches!(
+            answer_binary("n:1", &get, &miss),
+            Ok(Answer::Item(None))
+        ));
+        // Counters are exactly 8 bytes.
+        let incr = Command::Arith {
+            incr: true,
+            key: b"k",
+            delta: 1,
+        };
+        let n = 5u64.to_be_bytes();
+        assert!(matches!(
+            answer_binary("n:1", &incr, &frame(opcode::INCREMENT, Status::SUCCESS, &n)),
+            Ok(Answer::Number(5))
+        ));
+        assert!(matches!(
+            answer_binary(
+                "n:1",
+                &incr,
+                &frame(opcode::INCREMENT, Status::SUCCESS, b"5")
+            ),
+            Err(Error::Protocol { .. })
+        ));
+        assert!(matches!(
+            answer_binary(
+                "n:1",
+                &Command::Version,
+                &frame(opcode::VERSION, Status::SUCCESS, b"\xff")
+            ),
+            Err(Error::Protocol { .. })
+        ));
+        // A reply to another opcode is out of step.
+        let other = frame(opcode::SET, Status::SUCCESS, b"");
+        assert!(matches!(
+            check_opcode("n:1", &other, opcode::GET),
+            Err(Error::Protocol { .. })
+        ));
+    }
+
+    #[test]
+    fn multi_get_requests() {
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_multi_get(Protocol::Binary, &[b"a", b"bc"], &mut out),
+            1
+        );
+        let mut want = Vec::new();
+        encode::get(&mut want, opcode::GETKQ, b"a", 0);
+        encode::get(&mut want, opcode::GETKQ, b"bc", 0);
+        encode::simple(&mut want, opcode::NOOP, 0);
+        assert_eq!(out, want);
+        out.clear();
+        let keys: Vec<&[u8]> = vec![b"k"; 65];
+        assert_eq!(encode_multi_get(Protocol::Text, &keys, &mut out), 2);
+        assert!(out.starts_with(b"get k k "));
+    }
+}

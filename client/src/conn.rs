@@ -197,7 +197,11 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// Opens streams to nodes. Implement it to add TLS or authentication.
+/// Opens streams to nodes: [`TcpConnector`], [`TlsConnector`](crate::tls::TlsConnector), or
+/// your own (a proxy, another TLS stack, memcached's ASCII authentication). Report TLS
+/// failures as [`TlsError::into_io`] to have them surface as
+/// [`Error::Tls`](crate::Error::Tls). SASL does not belong here: set
+/// [`Session::credentials`] (or [`ClientBuilder::credentials`](crate::ClientBuilder::credentials)).
 pub trait Connector: Send + Sync + fmt::Debug {
     /// Opens a stream to `endpoint`, honouring `timeouts`.
     fn connect(&self, endpoint: &Endpoint, timeouts: &Timeouts) -> io::Result<Box<dyn Stream>>;
@@ -422,5 +426,48 @@ impl Connection {
             self.buf.truncate(READ_CHUNK);
             self.buf.shrink_to_fit();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let creds = Credentials::new("alice", "pa55word").with_mechanism(Mechanism::ScramSha1);
+        let session = Session {
+            protocol: Protocol::Binary,
+            credentials: Some(creds.clone()),
+        };
+        let builder = crate::Client::builder()
+            .server("127.0.0.1:1")
+            .credentials(creds);
+        for shown in [
+            format!("{session:?}"),
+            format!("{builder:?}"),
+            format!("{session:#?}"),
+        ] {
+            assert!(!shown.contains("pa55word"), "{shown}");
+            assert!(
+                shown.contains("alice") && shown.contains("<redacted>"),
+                "{shown}"
+            );
+        }
+        let client = builder.build().unwrap();
+        assert!(!format!("{client:?}").contains("pa55word"));
+    }
+
+    #[test]
+    fn mechanism_names() {
+        for m in [
+            Mechanism::Plain,
+            Mechanism::ScramSha1,
+            Mechanism::ScramSha256,
+        ] {
+            assert_eq!(Mechanism::from_name(m.name()), Some(m));
+            assert_eq!(Mechanism::from_name(&m.name().to_lowercase()), Some(m));
+        }
+        assert_eq!(Mechanism::from_name("CRAM-MD5"), None);
     }
 }

@@ -6,7 +6,12 @@
 //!   twemproxy and spymemcached place them, so clients in other languages share one cache.
 //! - [`discovery`]: the ElastiCache-compatible cluster configuration that ferrocache nodes
 //!   serve, so the client can follow membership changes.
-//! - [`protocol`]: the memcached text protocol as pure encode/parse functions.
+//! - [`protocol`] and [`binary`]: the memcached text and binary protocols as pure
+//!   encode/parse functions; the client speaks either ([`Protocol`]), with the same
+//!   operations and errors.
+//! - SASL authentication ([`Credentials`], `sasl` feature: PLAIN, SCRAM-SHA-1,
+//!   SCRAM-SHA-256, over the binary protocol) and TLS (`TlsConfig`, `tls` feature:
+//!   rustls), for every connection including discovery.
 //!
 //! ```
 //! use ferrocache_client::{key_hash, Naming, Ring, Server};
@@ -20,6 +25,30 @@
 //! let ring = Ring::new(&servers, Naming::Libmemcached).unwrap();
 //! assert_eq!(servers[ring.lookup("key0")].port, 39212);
 //! assert_eq!(key_hash("26"), 3979113294);
+//! ```
+//!
+//! An authenticated client over TLS, finding the cluster through a configuration endpoint:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")] {
+//! use std::sync::Arc;
+//! use ferrocache_client::{Client, TlsConfig};
+//!
+//! let tls = TlsConfig::new().ca_file("ca.pem").build()?;
+//! let client = Client::builder()
+//!     .seed("cache.cfg.example.internal:11211")
+//!     .connector(Arc::new(tls))
+//!     .sasl("web", std::env::var("CACHE_PASSWORD").unwrap_or_default())
+//!     .build()?;
+//! client.set("session:8f3a", b"{\"user\":42}", 0, 1800)?;
+//! match client.get("session:8f3a") {
+//!     Ok(item) => println!("{item:?}"),
+//!     // Wrong credentials: not a node failure, reported on every request.
+//!     Err(ferrocache_client::Error::Auth { node, message }) => eprintln!("{node}: {message}"),
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! # }
+//! # Ok::<(), ferrocache_client::Error>(())
 //! ```
 
 mod auth;
