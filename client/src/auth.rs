@@ -6,6 +6,9 @@
 //! `0x00`; for SCRAM its value is the server's signature, which is verified, so a server that
 //! does not know the password cannot pass as authenticated. `0x20` is a refusal. The mechanisms
 //! come from the `rsasl` crate.
+//!
+//! Without the `sasl` feature only the settings error is left.
+#![cfg_attr(not(feature = "sasl"), allow(dead_code))]
 
 use crate::binary::{encode, opcode, Status};
 use crate::conn::{Connection, Credentials, Mechanism};
@@ -141,7 +144,6 @@ pub(crate) fn authenticate(conn: &mut Connection, credentials: &Credentials) -> 
     )))
 }
 
-/// Without the `sasl` feature only the settings error is left.
 #[cfg(not(feature = "sasl"))]
 pub(crate) fn authenticate(_conn: &mut Connection, _credentials: &Credentials) -> Result<()> {
     Err(Error::Config(

@@ -109,6 +109,7 @@ impl Credentials {
         self.mechanism
     }
 
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
     pub(crate) fn password(&self) -> &str {
         &self.password
     }
