@@ -77,11 +77,23 @@ struct Cli {
     #[arg(long, value_name = "FILE", global = true)]
     ca: Option<std::path::PathBuf>,
     /// PEM file of a client certificate chain, for servers that require one (with --key).
-    #[arg(long, value_name = "FILE", global = true, requires = "key")]
+    #[arg(
+        long = "cert",
+        id = "tls_cert",
+        value_name = "FILE",
+        global = true,
+        requires = "tls_key"
+    )]
     cert: Option<std::path::PathBuf>,
     /// PEM file of the client certificate's private key.
-    #[arg(long, value_name = "FILE", global = true, requires = "cert")]
-    key: Option<std::path::PathBuf>,
+    #[arg(
+        long = "key",
+        id = "tls_key",
+        value_name = "FILE",
+        global = true,
+        requires = "tls_cert"
+    )]
+    tls_key: Option<std::path::PathBuf>,
     /// Name to check the servers' certificates against (default: each node's host).
     #[arg(long, value_name = "NAME", global = true)]
     server_name: Option<String>,
@@ -192,7 +204,7 @@ fn connector(cli: &Cli) -> Result<Arc<dyn Connector>, Error> {
         ));
     };
     let mut tls = TlsConfig::new().ca_file(ca);
-    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.tls_key) {
         tls = tls.client_cert_files(cert, key);
     }
     if let Some(name) = &cli.server_name {
