@@ -367,4 +367,17 @@ fn every_new_connection_authenticates_again() {
     }));
     client.set("n", "again", 0, 0).unwrap();
     assert_eq!(client.get("n").unwrap().unwrap().value, b"again");
+
+    // The node comes back without bob in its user database: the probe finds it up and
+    // readmits it, and requests report the refusal instead of failing fast without a reason.
+    server.kill();
+    assert!(client.get("n").is_err());
+    assert_ne!(client.nodes()[0].state, NodeState::Up);
+    std::fs::write(&db, "alice:s3cret\n").unwrap();
+    server.restart();
+    assert!(wait_until(Duration::from_secs(5), || {
+        client.probe_now();
+        client.nodes()[0].state == NodeState::Up
+    }));
+    assert!(matches!(client.get("n"), Err(Error::Auth { .. })));
 }

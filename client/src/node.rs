@@ -205,7 +205,12 @@ impl Node {
     /// Sends `version` on a fresh connection and updates the state. `may_eject` says whether
     /// the ejection cap leaves room for this node if the probe fails.
     pub(crate) fn probe(&self, policy: &FailurePolicy, may_eject: bool) -> ProbeOutcome {
-        let answered = self.version().is_ok();
+        // A refused login or TLS session still means the node is up: readmit it, so requests
+        // reach it and report the refusal instead of failing fast without saying why.
+        let answered = match self.version() {
+            Ok(_) => true,
+            Err(e) => matches!(e, Error::Auth { .. } | Error::Tls { .. }),
+        };
         let mut health = self.health();
         if answered {
             let was_ejected = health.state == NodeState::Ejected;
