@@ -1,12 +1,15 @@
 //! Errors returned by [`Client`](crate::Client) operations.
 //!
-//! The variants fall into three groups, and [`Error::is_node_failure`] tells them apart:
+//! The variants fall into four groups, and [`Error::is_node_failure`] tells them apart:
 //!
 //! - **server replies** that are not a success (`NOT_STORED`, `EXISTS`, `NOT_FOUND`, `ERROR`,
 //!   `CLIENT_ERROR …`, `SERVER_ERROR …`): the node is healthy, the request was refused;
 //! - **node failures** (connect errors, timeouts, closed connections, garbled replies,
 //!   fast-failed nodes): the node, not the request, is the problem;
-//! - **routing and input** problems (no servers known yet, invalid keys).
+//! - **routing and input** problems (no servers known yet, invalid keys);
+//! - **settings the node rejects**: SASL refusals ([`Error::Auth`]) and TLS failures
+//!   ([`Error::Tls`]). The node answered, so these are not node failures: they never eject it
+//!   or make it fail fast, and every request reports them until the settings are fixed.
 
 use std::io;
 
