@@ -234,7 +234,12 @@ impl Connector for TlsConnector {
             ClientConnection::new(self.config.clone(), name).map_err(|e| classify(e).into_io())?;
         // Complete the handshake here, so certificate problems surface when connecting.
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock).map_err(map_io)?;
+            if conn.complete_io(&mut sock).map_err(map_io)? == (0, 0) {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during the TLS handshake",
+                ));
+            }
         }
         Ok(Box::new(TlsStream(StreamOwned::new(conn, sock))))
     }
