@@ -201,7 +201,7 @@ impl fmt::Display for Endpoint {
 /// Opens streams to nodes: [`TcpConnector`], [`TlsConnector`](crate::tls::TlsConnector), or
 /// your own (a proxy, another TLS stack, memcached's ASCII authentication). Report TLS
 /// failures as [`TlsError::into_io`] to have them surface as
-/// [`Error::Tls`](crate::Error::Tls). SASL does not belong here: set
+/// [`Error::Tls`]. SASL does not belong here: set
 /// [`Session::credentials`] (or [`ClientBuilder::credentials`](crate::ClientBuilder::credentials)).
 pub trait Connector: Send + Sync + fmt::Debug {
     /// Opens a stream to `endpoint`, honouring `timeouts`.

@@ -12,8 +12,8 @@
 //! an IP address. [`TlsConfig::server_name`] overrides it for every node (useful when all
 //! nodes share one certificate name).
 //!
-//! Handshake failures surface as [`Error::Tls`](crate::Error::Tls) with a
-//! [`TlsErrorKind`](crate::TlsErrorKind): `Certificate` when the server's certificate is not
+//! Handshake failures surface as [`Error::Tls`] with a
+//! [`TlsErrorKind`]: `Certificate` when the server's certificate is not
 //! trusted, `Refused` when the server ends the session with an alert (say, it wants a client
 //! certificate), `Handshake` otherwise.
 //!
