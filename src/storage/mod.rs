@@ -293,8 +293,9 @@ pub struct Cache {
     /// Delayed flush: from this time on, items last written or read before
     /// it are invalid (0: none).
     flush_at: AtomicU32,
-    /// The latest delayed flush that took effect and was then replaced by
-    /// another flush: items last written or read before it stay invalid.
+    /// Items last written or read before this time are invalid: set by an
+    /// immediate flush, and by a delayed one that took effect and was then
+    /// replaced by another flush.
     flush_done: AtomicU32,
     /// Bumped by every flush; the crawler clears flushed items until a full
     /// pass has seen the latest one.
@@ -908,7 +909,10 @@ impl Cache {
     /// (`at <= now` means at once, including items stored earlier this second).
     ///
     /// An immediate flush records the CAS counter, which orders stores
-    /// within a second; a delayed one records the time.
+    /// within a second, and the time, which also covers items carrying a
+    /// client-chosen CAS (meta `E`) above the counter unless they were
+    /// written or read this second (as in memcached); a delayed one records
+    /// the time.
     pub fn flush_all(&self, at: RelTime, now: RelTime) {
         // A delayed flush that has taken effect keeps its items invalid
         // when this one replaces it.
@@ -919,6 +923,7 @@ impl Cache {
         if at <= now {
             self.flush_cas
                 .store(self.cas.load(Ordering::Acquire), Ordering::Release);
+            self.flush_done.fetch_max(now, Ordering::AcqRel);
             self.flush_at.store(0, Ordering::Release);
         } else {
             self.flush_at.store(at, Ordering::Release);
