@@ -1547,9 +1547,13 @@ struct Tally {
 }
 
 fn run_storage(ops: &[Op], config: CacheConfig, evicting: bool) -> Result<Tally, TestCaseError> {
-    let page = config.item_size_max;
-    let real = Real::new(config);
-    let mut model = Model::new(page);
+    run_on(&Real::new(config), ops, evicting)
+}
+
+/// Runs `ops` against `real` (possibly shared with other threads working
+/// on other keys) and the model.
+fn run_on(real: &Real, ops: &[Op], evicting: bool) -> Result<Tally, TestCaseError> {
+    let mut model = Model::new(real.cache.config().item_size_max);
     let mut binds = Bindings::default();
     let mut clients = Clients::new();
     let mut tally = Tally::default();
@@ -1659,6 +1663,64 @@ proptest! {
     #[test]
     fn storage_matches_model(ops in storage_ops(Level::Storage, 1..300)) {
         run_storage(&ops, ample(), false)?;
+    }
+}
+
+/// Per-thread sequences for the shared-cache test: each thread has its own
+/// 80 keys, and nothing that acts on every key (flush, clock, listing).
+fn thread_ops(t: usize) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op_strategy(Level::Eviction), 150..300).prop_map(move |ops| {
+        ops.into_iter()
+            .filter(|o| !matches!(o, Op::Flush { .. } | Op::Advance { .. } | Op::Dump))
+            .map(|mut o| {
+                let shift = |k: &mut u8| *k = *k % 80 + (t * 80) as u8;
+                match &mut o {
+                    Op::Store { key, .. }
+                    | Op::Get { key, .. }
+                    | Op::Touch { key, .. }
+                    | Op::Delete { key, .. }
+                    | Op::Arith { key, .. }
+                    | Op::MetaGet { key, .. }
+                    | Op::Invalidate { key, .. }
+                    | Op::EmptyValue { key, .. }
+                    | Op::StoreStale { key, .. }
+                    | Op::StoreExplicit { key, .. } => shift(key),
+                    Op::MultiGet { keys, .. } => keys.iter_mut().for_each(shift),
+                    Op::Flush { .. } | Op::Advance { .. } | Op::Maintain | Op::Dump => {}
+                }
+                o
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(cases(8))]
+
+    /// Three threads share one small cache, each checking its own keys
+    /// against its own model while the others' stores evict items and move
+    /// pages underneath it.
+    #[test]
+    fn shared_cache_under_eviction_never_returns_old_data(
+        plans in (thread_ops(0), thread_ops(1), thread_ops(2))
+    ) {
+        let real = Real::new(tight());
+        let plans = [plans.0, plans.1, plans.2];
+        let results: Vec<Result<Tally, TestCaseError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = plans
+                .iter()
+                .map(|ops| {
+                    let real = &real;
+                    s.spawn(move || run_on(real, ops, true))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r?;
+        }
+        let stats = real.cache.stats();
+        prop_assert!(stats.evictions + stats.slabs_moved > 0, "{:?}", stats);
     }
 }
 
