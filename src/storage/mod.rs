@@ -293,6 +293,10 @@ pub struct Cache {
     /// Delayed flush: from this time on, items last written or read before
     /// it are invalid (0: none).
     flush_at: AtomicU32,
+    /// Items last written or read before this time are invalid: set by an
+    /// immediate flush, and by a delayed one that took effect and was then
+    /// replaced by another flush.
+    flush_done: AtomicU32,
     /// Bumped by every flush; the crawler clears flushed items until a full
     /// pass has seen the latest one.
     flush_epoch: AtomicU64,
@@ -319,6 +323,7 @@ impl Cache {
             cas: AtomicU64::new(0),
             flush_cas: AtomicU64::new(0),
             flush_at: AtomicU32::new(0),
+            flush_done: AtomicU32::new(0),
             flush_epoch: AtomicU64::new(0),
             total_items: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
@@ -363,7 +368,8 @@ impl Cache {
             return Some(Dead::Flushed);
         }
         let fa = self.flush_at.load(Ordering::Acquire);
-        if fa != 0 && now >= fa && it.time().load(Ordering::Relaxed) < fa {
+        let time = it.time().load(Ordering::Relaxed);
+        if (fa != 0 && now >= fa && time < fa) || time < self.flush_done.load(Ordering::Acquire) {
             return Some(Dead::Flushed);
         }
         let exp = it.exptime().load(Ordering::Relaxed);
@@ -903,11 +909,21 @@ impl Cache {
     /// (`at <= now` means at once, including items stored earlier this second).
     ///
     /// An immediate flush records the CAS counter, which orders stores
-    /// within a second; a delayed one records the time.
+    /// within a second, and the time, which also covers items carrying a
+    /// client-chosen CAS (meta `E`) above the counter unless they were
+    /// written or read this second (as in memcached); a delayed one records
+    /// the time.
     pub fn flush_all(&self, at: RelTime, now: RelTime) {
+        // A delayed flush that has taken effect keeps its items invalid
+        // when this one replaces it.
+        let passed = self.flush_at.load(Ordering::Acquire);
+        if passed != 0 && passed <= now {
+            self.flush_done.fetch_max(passed, Ordering::AcqRel);
+        }
         if at <= now {
             self.flush_cas
                 .store(self.cas.load(Ordering::Acquire), Ordering::Release);
+            self.flush_done.fetch_max(now, Ordering::AcqRel);
             self.flush_at.store(0, Ordering::Release);
         } else {
             self.flush_at.store(at, Ordering::Release);
