@@ -161,6 +161,10 @@ pub struct Conn {
     closing: bool,
     /// The peer has closed its sending side.
     eof: bool,
+    /// A readiness event reported the peer's close (FIN or error) that no
+    /// read has returned yet: the next read must not be skipped, because
+    /// with edge triggering no further event will announce it.
+    hangup: bool,
     pub last_active: RelTime,
     last_cmd: Arc<AtomicU32>,
     codec: Codec,
@@ -219,6 +223,7 @@ impl Conn {
             resume: 0,
             closing: false,
             eof: false,
+            hangup: false,
             last_active: now,
             last_cmd,
             codec: Codec::Undecided,
@@ -227,6 +232,11 @@ impl Conn {
             tls: None,
             close_notified: false,
         }
+    }
+
+    /// Records that a readiness event reported the peer's close.
+    pub fn note_hangup(&mut self) {
+        self.hangup = true;
     }
 
     /// Makes this a TLS connection; the handshake happens as bytes arrive.
@@ -432,9 +442,13 @@ impl Conn {
                 // event, so the read that would only say WouldBlock is
                 // skipped (one syscall of three per unpipelined request).
                 // Not under TLS: rustls may hold decrypted bytes that no
-                // socket event will announce.
+                // socket event will announce. Not when the event already
+                // reported the peer's close: a FIN that arrived with the
+                // last bytes raises no new event, and only the next read
+                // (returning 0) lets the connection close.
                 if n < scratch.input.len()
                     && self.tls.is_none()
+                    && !self.hangup
                     && matches!(stop, Stop::NeedInput)
                     && self.pending_output() == 0
                     && !self.closing
