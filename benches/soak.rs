@@ -1127,6 +1127,8 @@ fn main() {
         println!("PASS");
     } else {
         println!("FAIL: {}", failed.join("; "));
+        // exit() runs no destructors: stop the server first.
+        drop(p);
         std::process::exit(1);
     }
 }

@@ -773,6 +773,7 @@ impl Conn {
             }
             Step::Failed => {
                 cx.stats.auth_errors.incr();
+                self.log_auth_failure(cx, "SASL");
                 sink.reply.error(Status::AuthError, sink.out);
             }
         }
@@ -798,18 +799,33 @@ impl Conn {
         cx.stats.auth_cmds.incr();
         let reply = if !value.contains(&b' ') {
             cx.stats.auth_errors.incr();
+            self.log_auth_failure(cx, "text");
             Response::Line("CLIENT_ERROR bad authentication token format")
         } else if auth.verify_text(value) {
             self.authenticated = true;
             Response::Stored
         } else {
             cx.stats.auth_errors.incr();
+            self.log_auth_failure(cx, "text");
             Response::ClientError(ClientError::AuthenticationFailure)
         };
         if !noreply {
             text::encode(&reply, out);
         }
         false
+    }
+
+    /// Logs a failed authentication with `-v`: the client's address only,
+    /// never the user name (a password typed into the wrong field would
+    /// end up in the log) nor any credential, so a tool watching the log
+    /// can block a source that keeps failing.
+    fn log_auth_failure(&self, cx: &Context<'_>, how: &str) {
+        let peer = cx.state.conn_peer(self.id);
+        let from = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        cx.state.log(
+            1,
+            format_args!("<{} {how} authentication failure from {from}", self.id),
+        );
     }
 
     /// Tries to write what is queued, for a connection being shut down.
