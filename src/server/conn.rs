@@ -46,6 +46,11 @@ use crate::server::tls;
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
 /// Own buffers larger than this are released when they empty.
 const KEEP_CAPACITY: usize = 16 * 1024;
+/// Unprocessed input an unauthenticated connection may hold. A credential
+/// exchange is far smaller (user names and secrets are at most 1024 bytes
+/// each); without this bound a client that never authenticates could make
+/// the server buffer a whole value (`-I`) on every connection it opens.
+const PREAUTH_INPUT_MAX: usize = 8 * 1024;
 /// Smallest read into a connection's own buffer.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -384,7 +389,13 @@ impl Conn {
                 continue;
             }
 
-            // 3. Read more.
+            // 3. Read more. Before authentication only a credential
+            // exchange is expected, which is small: a client that keeps
+            // sending more is refused rather than buffered.
+            if self.rbuf.len() > PREAUTH_INPUT_MAX && !self.may_serve(cx) && !self.closing {
+                self.refuse_preauth_input();
+                continue;
+            }
             let n = if self.rbuf.is_empty() {
                 match sock_read(&mut self.stream, &mut self.tls, &mut scratch.input, cx) {
                     Ok(n) => n,
@@ -434,6 +445,13 @@ impl Conn {
                     self.rbuf.extend_from_slice(&input[consumed..n]);
                 }
                 scratch.input = input;
+                if matches!(stop, Stop::NeedInput)
+                    && self.rbuf.len() > PREAUTH_INPUT_MAX
+                    && !self.may_serve(cx)
+                {
+                    self.refuse_preauth_input();
+                    continue;
+                }
                 if let Stop::Budget = stop {
                     return Ok(Next::Yield);
                 }
@@ -714,6 +732,31 @@ impl Conn {
         Reply::new(header, &Request::Noop).error(Status::AuthError, out);
         self.closing = true;
         (0, Some(Stop::Close))
+    }
+
+    /// Refuses an unauthenticated connection whose incomplete request grew
+    /// past [`PREAUTH_INPUT_MAX`]: the refusal an unauthenticated request
+    /// gets (binary: an auth error for the frame's header; text:
+    /// `CLIENT_ERROR unauthenticated`), then the connection closes.
+    fn refuse_preauth_input(&mut self) {
+        let mut out = std::mem::take(&mut self.wbuf);
+        match (self.codec, self.rbuf.get(..binary::HEADER_LEN)) {
+            (Codec::Binary, Some(head)) => {
+                let mut raw = [0u8; binary::HEADER_LEN];
+                raw.copy_from_slice(head);
+                Reply::new(binary::Header::read(&raw), &Request::Noop)
+                    .error(Status::AuthError, &mut out);
+            }
+            (Codec::Binary, None) => {}
+            _ => text::encode(
+                &Response::ClientError(ClientError::Unauthenticated),
+                &mut out,
+            ),
+        }
+        self.wbuf = out;
+        self.rbuf = Vec::new();
+        self.swallow = 0;
+        self.closing = true;
     }
 
     /// Serves SASL_LIST_MECHS, SASL_AUTH and SASL_STEP.
