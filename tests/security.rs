@@ -766,3 +766,42 @@ fn a_client_that_closes_mid_request_frees_its_connection() {
     watch.roundtrip(b"get whole\r\n", b"VALUE whole 0 1\r\nx\r\nEND\r\n");
     watch.roundtrip(b"get half\r\n", b"END\r\n");
 }
+
+#[test]
+fn unauthenticated_clients_cannot_make_the_server_buffer_values() {
+    ferrocache_only!();
+    let d = Dir::new("preauth");
+    // The longest credential the database takes (1024-byte user and
+    // secret) still fits what an unauthenticated connection may send.
+    let user = "u".repeat(1024);
+    let pass = "p".repeat(1024);
+    let f = d.write("users", &format!("{user}:{pass}\nalice:{PASSWORD}\n"));
+    let s = Server::start(&["-S", "--sasl-db", &f]);
+    let mut c = s.conn();
+    c.roundtrip(login(&user, &pass).as_bytes(), b"STORED\r\n");
+    let mut b = s.conn();
+    b.send(&plain_auth(&user, &pass, 1));
+    b.expect(&resp(0x21, 0, 1, b"Authenticated"));
+
+    // A text `set` announcing a large value: refused once 8 KiB of it are
+    // buffered, not after the whole value.
+    let mut c = s.conn();
+    let mut big = b"set a 0 0 1000000\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 20_000));
+    c.send(&big);
+    c.expect(b"CLIENT_ERROR unauthenticated\r\n");
+    c.expect_closed();
+    // The same with a binary SET frame.
+    let mut b = s.conn();
+    let frame = req(0x01, b"k", &[0; 8], &vec![b'x'; 1_000_000], 3);
+    b.send(&frame[..20_000]);
+    b.expect(&resp(0x01, 0x20, 3, b"Auth failure."));
+    b.expect_closed();
+    // After authentication large values are fine.
+    let mut c = s.conn();
+    c.roundtrip(login("alice", PASSWORD).as_bytes(), b"STORED\r\n");
+    let mut set = b"set k 0 0 100000\r\n".to_vec();
+    set.extend(std::iter::repeat_n(b'x', 100_000));
+    set.extend_from_slice(b"\r\n");
+    c.roundtrip(&set, b"STORED\r\n");
+}
