@@ -1,4 +1,4 @@
-//! Soak run: a release ferrocache with `-m 64` under hours-like mixed load
+//! Soak run: a release ferrocache with `-m 64` under long mixed load
 //! for a fixed time, every reply checked.
 //!
 //! `cargo bench --bench soak -- --secs 600` (default 600 seconds; `--workers N`,
@@ -162,7 +162,7 @@ fn io(e: std::io::Error) -> Fail {
 type Hit = (Vec<u8>, u32, Vec<u8>, u64);
 
 #[derive(Debug, PartialEq, Eq)]
-enum Stored {
+enum StoreReply {
     Stored,
     Exists,
     NotFound,
@@ -366,7 +366,7 @@ impl Client {
         data: &[u8],
         cas: u64,
         cut: Option<f64>,
-    ) -> R<Stored> {
+    ) -> R<StoreReply> {
         match self.proto {
             Proto::Text => {
                 if cas == 0 {
@@ -402,31 +402,31 @@ impl Client {
             let _ = self.w.write_all(&self.buf[..n]);
             self.buf.clear();
             let _ = self.w.shutdown(Shutdown::Both);
-            return Ok(Stored::NotStored);
+            return Ok(StoreReply::NotStored);
         }
         self.send()?;
         let reply = match self.proto {
             Proto::Text | Proto::Meta => {
                 let l = self.line()?;
                 match &l[..] {
-                    b"STORED" | b"HD" => Stored::Stored,
-                    b"EXISTS" | b"EX" => Stored::Exists,
-                    b"NOT_FOUND" | b"NF" => Stored::NotFound,
-                    b"NOT_STORED" | b"NS" => Stored::NotStored,
-                    b"SERVER_ERROR object too large for cache" => Stored::TooLarge,
-                    b"SERVER_ERROR out of memory storing object" => Stored::OutOfMemory,
+                    b"STORED" | b"HD" => StoreReply::Stored,
+                    b"EXISTS" | b"EX" => StoreReply::Exists,
+                    b"NOT_FOUND" | b"NF" => StoreReply::NotFound,
+                    b"NOT_STORED" | b"NS" => StoreReply::NotStored,
+                    b"SERVER_ERROR object too large for cache" => StoreReply::TooLarge,
+                    b"SERVER_ERROR out of memory storing object" => StoreReply::OutOfMemory,
                     _ => return Err(Fail::Reply(format!("store: {:?}", lossy(&l)))),
                 }
             }
             Proto::Binary => {
                 let (op, status, _, _, value, _) = self.bin_resp()?;
                 match (op, status) {
-                    (0x01, 0) => Stored::Stored,
-                    (0x01, 2) => Stored::Exists,
-                    (0x01, 1) => Stored::NotFound,
-                    (0x01, 5) => Stored::NotStored,
-                    (0x01, 3) if value == b"Too large." => Stored::TooLarge,
-                    (0x01, 0x82) if value == b"Out of memory" => Stored::OutOfMemory,
+                    (0x01, 0) => StoreReply::Stored,
+                    (0x01, 2) => StoreReply::Exists,
+                    (0x01, 1) => StoreReply::NotFound,
+                    (0x01, 5) => StoreReply::NotStored,
+                    (0x01, 3) if value == b"Too large." => StoreReply::TooLarge,
+                    (0x01, 0x82) if value == b"Out of memory" => StoreReply::OutOfMemory,
                     _ => {
                         return Err(Fail::Reply(format!(
                             "binary set: op {op:#x} status {status:#x} {:?}",
@@ -717,8 +717,8 @@ impl Worker {
                     return Ok(());
                 }
                 match r {
-                    Stored::Stored => self.known[i as usize] = Known::Ver(ver),
-                    Stored::OutOfMemory => {
+                    StoreReply::Stored => self.known[i as usize] = Known::Ver(ver),
+                    StoreReply::OutOfMemory => {
                         self.known[i as usize] = Known::Absent;
                         self.tally.add("expected: out of memory", 1);
                     }
@@ -735,7 +735,7 @@ impl Worker {
                 let ver = self.ver;
                 let data = make_value(&key, ver, len);
                 match self.client()?.store(&key, ver as u32, &data, 0, None)? {
-                    Stored::TooLarge => {
+                    StoreReply::TooLarge => {
                         self.known[i as usize] = Known::Absent;
                         self.tally.add("expected: too large", 1);
                     }
@@ -747,7 +747,7 @@ impl Worker {
                 let i = self.pick();
                 let key = self.key(i);
                 let keys = vec![(i, key.clone())];
-                let hits = self.client()?.get(&[key.clone()])?;
+                let hits = self.client()?.get(std::slice::from_ref(&key))?;
                 self.check_hits(&keys, &hits);
                 let Some((_, _, _, cas)) = hits.first() else {
                     self.tally.add("cas_skipped_miss", 1);
@@ -758,16 +758,16 @@ impl Worker {
                 let ver = self.ver;
                 let data = make_value(&key, ver, value_len(&mut self.rng, i < HOT_KEYS));
                 match self.client()?.store(&key, ver as u32, &data, cas, None)? {
-                    Stored::Stored => {
+                    StoreReply::Stored => {
                         self.known[i as usize] = Known::Ver(ver);
                         self.tally.add("cas_stored", 1);
                     }
-                    Stored::OutOfMemory => {
+                    StoreReply::OutOfMemory => {
                         self.known[i as usize] = Known::Absent;
                         self.tally.add("expected: out of memory", 1);
                     }
                     // Evicted (or flushed) between the gets and the cas.
-                    Stored::NotFound => {
+                    StoreReply::NotFound => {
                         self.known[i as usize] = Known::Absent;
                         self.tally.add("cas_not_found", 1);
                     }
@@ -814,12 +814,12 @@ impl Worker {
                     let ver = self.ver | (self.id << 48);
                     let data = make_value(&key, ver, value_len(&mut self.rng, i % 2 == 0));
                     match self.client()?.store(&key, ver as u32, &data, 0, None)? {
-                        Stored::Stored => self.tally.add("shared_set", 1),
-                        Stored::OutOfMemory => self.tally.add("expected: out of memory", 1),
+                        StoreReply::Stored => self.tally.add("shared_set", 1),
+                        StoreReply::OutOfMemory => self.tally.add("expected: out of memory", 1),
                         other => return Err(Fail::Reply(format!("shared set answered {other:?}"))),
                     }
                 } else {
-                    let hits = self.client()?.get(&[key.clone()])?;
+                    let hits = self.client()?.get(std::slice::from_ref(&key))?;
                     for (k, flags, data, _) in &hits {
                         if k != &key {
                             self.wrong("unrequested key", lossy(k));

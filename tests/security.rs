@@ -217,7 +217,7 @@ fn text_requests() -> Vec<Vec<u8>> {
     .map(|s| s.as_bytes().to_vec())
     .collect();
     let mut long = b"get ".to_vec();
-    long.extend(std::iter::repeat_n(b'k', 3000));
+    long.extend(vec![b'k'; 3000]);
     long.extend_from_slice(b"\r\n");
     v.push(long);
     v
@@ -290,7 +290,9 @@ fn unauthenticated_binary_clients_get_only_version_and_mechanisms() {
     c.send(&req(0x20, b"", b"", b"", 4));
     c.expect(&resp(0x20, 0, 4, b"SCRAM-SHA-256 SCRAM-SHA-1 PLAIN"));
 
-    let cases: Vec<(u8, &[u8], Vec<u8>, &[u8])> = vec![
+    // (opcode, key, extras, value)
+    type Case<'a> = (u8, &'a [u8], Vec<u8>, &'a [u8]);
+    let cases: Vec<Case> = vec![
         (0x00, b"k", vec![], b""),          // GET
         (0x0c, b"k", vec![], b""),          // GETK
         (0x01, b"k", vec![0; 8], b"x"),     // SET
@@ -787,7 +789,7 @@ fn unauthenticated_clients_cannot_make_the_server_buffer_values() {
     // buffered, not after the whole value.
     let mut c = s.conn();
     let mut big = b"set a 0 0 1000000\r\n".to_vec();
-    big.extend(std::iter::repeat_n(b'x', 20_000));
+    big.extend(vec![b'x'; 20_000]);
     c.send(&big);
     c.expect(b"CLIENT_ERROR unauthenticated\r\n");
     c.expect_closed();
@@ -801,7 +803,7 @@ fn unauthenticated_clients_cannot_make_the_server_buffer_values() {
     let mut c = s.conn();
     c.roundtrip(login("alice", PASSWORD).as_bytes(), b"STORED\r\n");
     let mut set = b"set k 0 0 100000\r\n".to_vec();
-    set.extend(std::iter::repeat_n(b'x', 100_000));
+    set.extend(vec![b'x'; 100_000]);
     set.extend_from_slice(b"\r\n");
     c.roundtrip(&set, b"STORED\r\n");
 }
