@@ -46,6 +46,11 @@ use crate::server::tls;
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
 /// Own buffers larger than this are released when they empty.
 const KEEP_CAPACITY: usize = 16 * 1024;
+/// Unprocessed input an unauthenticated connection may hold. A credential
+/// exchange is far smaller (user names and secrets are at most 1024 bytes
+/// each); without this bound a client that never authenticates could make
+/// the server buffer a whole value (`-I`) on every connection it opens.
+const PREAUTH_INPUT_MAX: usize = 8 * 1024;
 /// Smallest read into a connection's own buffer.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -161,6 +166,10 @@ pub struct Conn {
     closing: bool,
     /// The peer has closed its sending side.
     eof: bool,
+    /// A readiness event reported the peer's close (FIN or error) that no
+    /// read has returned yet: the next read must not be skipped, because
+    /// with edge triggering no further event will announce it.
+    hangup: bool,
     pub last_active: RelTime,
     last_cmd: Arc<AtomicU32>,
     codec: Codec,
@@ -219,6 +228,7 @@ impl Conn {
             resume: 0,
             closing: false,
             eof: false,
+            hangup: false,
             last_active: now,
             last_cmd,
             codec: Codec::Undecided,
@@ -227,6 +237,11 @@ impl Conn {
             tls: None,
             close_notified: false,
         }
+    }
+
+    /// Records that a readiness event reported the peer's close.
+    pub fn note_hangup(&mut self) {
+        self.hangup = true;
     }
 
     /// Makes this a TLS connection; the handshake happens as bytes arrive.
@@ -374,7 +389,13 @@ impl Conn {
                 continue;
             }
 
-            // 3. Read more.
+            // 3. Read more. Before authentication only a credential
+            // exchange is expected, which is small: a client that keeps
+            // sending more is refused rather than buffered.
+            if self.rbuf.len() > PREAUTH_INPUT_MAX && !self.may_serve(cx) && !self.closing {
+                self.refuse_preauth_input();
+                continue;
+            }
             let n = if self.rbuf.is_empty() {
                 match sock_read(&mut self.stream, &mut self.tls, &mut scratch.input, cx) {
                     Ok(n) => n,
@@ -424,6 +445,13 @@ impl Conn {
                     self.rbuf.extend_from_slice(&input[consumed..n]);
                 }
                 scratch.input = input;
+                if matches!(stop, Stop::NeedInput)
+                    && self.rbuf.len() > PREAUTH_INPUT_MAX
+                    && !self.may_serve(cx)
+                {
+                    self.refuse_preauth_input();
+                    continue;
+                }
                 if let Stop::Budget = stop {
                     return Ok(Next::Yield);
                 }
@@ -432,9 +460,13 @@ impl Conn {
                 // event, so the read that would only say WouldBlock is
                 // skipped (one syscall of three per unpipelined request).
                 // Not under TLS: rustls may hold decrypted bytes that no
-                // socket event will announce.
+                // socket event will announce. Not when the event already
+                // reported the peer's close: a FIN that arrived with the
+                // last bytes raises no new event, and only the next read
+                // (returning 0) lets the connection close.
                 if n < scratch.input.len()
                     && self.tls.is_none()
+                    && !self.hangup
                     && matches!(stop, Stop::NeedInput)
                     && self.pending_output() == 0
                     && !self.closing
@@ -702,6 +734,31 @@ impl Conn {
         (0, Some(Stop::Close))
     }
 
+    /// Refuses an unauthenticated connection whose incomplete request grew
+    /// past [`PREAUTH_INPUT_MAX`]: the refusal an unauthenticated request
+    /// gets (binary: an auth error for the frame's header; text:
+    /// `CLIENT_ERROR unauthenticated`), then the connection closes.
+    fn refuse_preauth_input(&mut self) {
+        let mut out = std::mem::take(&mut self.wbuf);
+        match (self.codec, self.rbuf.get(..binary::HEADER_LEN)) {
+            (Codec::Binary, Some(head)) => {
+                let mut raw = [0u8; binary::HEADER_LEN];
+                raw.copy_from_slice(head);
+                Reply::new(binary::Header::read(&raw), &Request::Noop)
+                    .error(Status::AuthError, &mut out);
+            }
+            (Codec::Binary, None) => {}
+            _ => text::encode(
+                &Response::ClientError(ClientError::Unauthenticated),
+                &mut out,
+            ),
+        }
+        self.wbuf = out;
+        self.rbuf = Vec::new();
+        self.swallow = 0;
+        self.closing = true;
+    }
+
     /// Serves SASL_LIST_MECHS, SASL_AUTH and SASL_STEP.
     fn sasl_request(
         &mut self,
@@ -759,6 +816,7 @@ impl Conn {
             }
             Step::Failed => {
                 cx.stats.auth_errors.incr();
+                self.log_auth_failure(cx, "SASL");
                 sink.reply.error(Status::AuthError, sink.out);
             }
         }
@@ -784,18 +842,33 @@ impl Conn {
         cx.stats.auth_cmds.incr();
         let reply = if !value.contains(&b' ') {
             cx.stats.auth_errors.incr();
+            self.log_auth_failure(cx, "text");
             Response::Line("CLIENT_ERROR bad authentication token format")
         } else if auth.verify_text(value) {
             self.authenticated = true;
             Response::Stored
         } else {
             cx.stats.auth_errors.incr();
+            self.log_auth_failure(cx, "text");
             Response::ClientError(ClientError::AuthenticationFailure)
         };
         if !noreply {
             text::encode(&reply, out);
         }
         false
+    }
+
+    /// Logs a failed authentication with `-v`: the client's address only,
+    /// never the user name (a password typed into the wrong field would
+    /// end up in the log) nor any credential, so a tool watching the log
+    /// can block a source that keeps failing.
+    fn log_auth_failure(&self, cx: &Context<'_>, how: &str) {
+        let peer = cx.state.conn_peer(self.id);
+        let from = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        cx.state.log(
+            1,
+            format_args!("<{} {how} authentication failure from {from}", self.id),
+        );
     }
 
     /// Tries to write what is queued, for a connection being shut down.

@@ -76,7 +76,14 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.adopt_new(),
-                    Token(key) => self.serve(key),
+                    Token(key) => {
+                        if event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.note_hangup();
+                            }
+                        }
+                        self.serve(key)
+                    }
                 }
             }
             // Connections that yielded get one more turn each, in order.
