@@ -135,6 +135,10 @@ pub struct Args {
     /// an older version
     #[arg(long = "cluster-state")]
     pub cluster_state: Option<PathBuf>,
+    /// File with one `user:password` line this node logs in with at peers
+    /// that require authentication (-S/-Y)
+    #[arg(long = "cluster-credentials")]
+    pub cluster_credentials: Option<PathBuf>,
 }
 
 /// The TOML file. Every key is optional and mirrors a flag; see
@@ -179,6 +183,7 @@ pub struct FileConfig {
     pub cluster_admin: Option<String>,
     pub cluster_failure_timeout: Option<f64>,
     pub cluster_state: Option<PathBuf>,
+    pub cluster_credentials: Option<PathBuf>,
 }
 
 /// Cluster auto discovery settings (see `docs/cluster.md`).
@@ -194,6 +199,8 @@ pub struct ClusterSettings {
     /// `None`: never drop a silent node.
     pub failure_timeout: Option<std::time::Duration>,
     pub state_file: Option<PathBuf>,
+    /// Read from `--cluster-credentials` at start-up.
+    pub credentials: Option<crate::cluster::PeerCredentials>,
 }
 
 impl Default for ClusterSettings {
@@ -206,6 +213,7 @@ impl Default for ClusterSettings {
             admin: AdminRule::default(),
             failure_timeout: Some(DEFAULT_FAILURE_TIMEOUT),
             state_file: None,
+            credentials: None,
         }
     }
 }
@@ -428,6 +436,7 @@ impl Args {
             cluster_admin: self.cluster_admin.clone(),
             cluster_failure_timeout: self.cluster_failure_timeout,
             cluster_state: self.cluster_state.clone(),
+            cluster_credentials: self.cluster_credentials.clone(),
             protocol: self.protocol.clone(),
             enable_sasl: on(self.enable_sasl),
             sasl_db: self.sasl_db.clone(),
@@ -619,6 +628,7 @@ fn apply(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
             admin: &f.cluster_admin,
             failure_timeout: f.cluster_failure_timeout,
             state: &f.cluster_state,
+            credentials: &f.cluster_credentials,
         },
     )
 }
@@ -632,6 +642,7 @@ struct ClusterArgs<'a> {
     admin: &'a Option<String>,
     failure_timeout: Option<f64>,
     state: &'a Option<PathBuf>,
+    credentials: &'a Option<PathBuf>,
 }
 
 fn apply_cluster(c: &mut ClusterSettings, a: &ClusterArgs<'_>) -> Result<(), String> {
@@ -671,6 +682,11 @@ fn apply_cluster(c: &mut ClusterSettings, a: &ClusterArgs<'_>) -> Result<(), Str
     }
     if let Some(p) = a.state {
         c.state_file = Some(p.clone());
+    }
+    if let Some(p) = a.credentials {
+        let creds = crate::cluster::PeerCredentials::load(p)
+            .map_err(|e| format!("--cluster-credentials: {e}"))?;
+        c.credentials = Some(creds);
     }
     Ok(())
 }

@@ -17,12 +17,16 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+use super::credentials::PeerCredentials;
 use super::node::NodeEntry;
 use super::state::{Change, Replica};
 use super::{nodefile, wire, Cluster, GOSSIP_INTERVAL};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 const IO_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// A peer's refusal of a request before authentication (`-S`/`-Y`).
+const UNAUTHENTICATED: &str = "CLIENT_ERROR unauthenticated";
 
 /// Where the agent reports: `(level, message)`; level 0 is always shown,
 /// 1 with `-v`, 2 with `-vv`.
@@ -243,12 +247,11 @@ impl Agent {
                 Err(e) => {
                     let msg = e.to_string();
                     if self.failing.get(&addr) != Some(&msg) {
-                        // A refusal (the peer's admin rule) needs the
-                        // operator; an unreachable peer is routine.
-                        let level = if e.kind() == io::ErrorKind::InvalidData {
-                            0
-                        } else {
-                            1
+                        // A refusal (the peer's admin rule or its login)
+                        // needs the operator; an unreachable peer is routine.
+                        let level = match e.kind() {
+                            io::ErrorKind::InvalidData | io::ErrorKind::PermissionDenied => 0,
+                            _ => 1,
                         };
                         (self.log)(level, &format!("cluster: {addr}: {msg}"));
                         self.failing.insert(addr, msg);
@@ -296,6 +299,7 @@ impl Agent {
         data: &[u8],
     ) -> Vec<(SocketAddr, io::Result<Vec<u8>>)> {
         let local = self.cluster.opts.me.ip.parse::<IpAddr>().ok();
+        let login = self.cluster.opts.credentials.as_ref();
         let mut work: Vec<(SocketAddr, Option<TcpStream>)> = targets
             .into_iter()
             .map(|a| {
@@ -309,7 +313,7 @@ impl Agent {
                     .drain(..)
                     .map(|(addr, mut conn)| {
                         scope.spawn(move || {
-                            let r = exchange(&mut conn, addr, local, data);
+                            let r = exchange(&mut conn, addr, local, login, data);
                             if r.is_err() {
                                 conn = None;
                             }
@@ -350,22 +354,59 @@ fn resolve_str(hostport: &str) -> Option<SocketAddr> {
     hostport.to_socket_addrs().ok()?.next()
 }
 
-/// One push-pull exchange on a (possibly reused) connection.
+/// One push-pull exchange on a (possibly reused) connection. A peer that
+/// requires authentication refuses the sync and closes; with peer
+/// credentials the exchange then reconnects, logs in and tries once more.
+/// Logging in only on demand keeps a login `set` away from peers that would
+/// simply store it.
 fn exchange(
     conn: &mut Option<TcpStream>,
     addr: SocketAddr,
     local: Option<IpAddr>,
+    login: Option<&PeerCredentials>,
     data: &[u8],
 ) -> io::Result<Vec<u8>> {
+    let mut req = format!("cluster sync {}\r\n", data.len()).into_bytes();
+    req.extend_from_slice(data);
+    req.extend_from_slice(b"\r\n");
     if conn.is_none() {
         *conn = Some(connect(addr, local)?);
     }
     let stream = conn.as_mut().expect("connected");
-    let mut req = format!("cluster sync {}\r\n", data.len()).into_bytes();
-    req.extend_from_slice(data);
-    req.extend_from_slice(b"\r\n");
     stream.write_all(&req)?;
-    read_reply(stream)
+    match (read_reply(stream), login) {
+        (Err(e), Some(creds)) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let mut stream = connect(addr, local)?;
+            log_in(&mut stream, creds)?;
+            stream.write_all(&req)?;
+            let reply = read_reply(&mut stream);
+            *conn = Some(stream);
+            reply
+        }
+        (r, _) => r,
+    }
+}
+
+/// Sends the text login and expects `STORED`; the peer closes the
+/// connection on a refusal, which is reported with its reply line.
+fn log_in(stream: &mut TcpStream, creds: &PeerCredentials) -> io::Result<()> {
+    stream.write_all(&creds.login_request())?;
+    let mut line = Vec::with_capacity(64);
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") && line.len() < 256 {
+        match stream.read(&mut byte)? {
+            0 => break,
+            _ => line.push(byte[0]),
+        }
+    }
+    if line == b"STORED\r\n" {
+        return Ok(());
+    }
+    let reply = String::from_utf8_lossy(&line);
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("login refused: {}", reply.trim_end()),
+    ))
 }
 
 fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
@@ -394,6 +435,9 @@ fn read_reply(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
             let line = std::str::from_utf8(&buf[..nl])
                 .map_err(|_| bad("reply is not text"))?
                 .trim_end();
+            if line == UNAUTHENTICATED {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, line));
+            }
             let len: usize = line
                 .strip_prefix("CLUSTER ")
                 .and_then(|l| l.parse().ok())

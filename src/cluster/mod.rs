@@ -16,6 +16,7 @@
 
 pub mod admin;
 mod agent;
+pub mod credentials;
 pub mod node;
 pub mod nodefile;
 pub mod payload;
@@ -32,6 +33,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 pub use admin::AdminRule;
 pub use agent::Agent;
+pub use credentials::PeerCredentials;
 pub use node::NodeEntry;
 use state::{AdminError, Change, State};
 
@@ -60,6 +62,8 @@ pub struct ClusterOptions {
     pub failure_timeout: Option<Duration>,
     /// Who may run `config set|delete cluster`.
     pub admin: AdminRule,
+    /// `--cluster-credentials`: the login peers under `-S`/`-Y` require.
+    pub credentials: Option<PeerCredentials>,
 }
 
 /// This node's entry in the list: `--cluster-host` (default: the system
@@ -166,6 +170,7 @@ impl Cluster {
             state_file: None,
             failure_timeout: None,
             admin: AdminRule::default(),
+            credentials: None,
         });
         c.with_state(|s| s.boot(None, false, Instant::now()));
         c

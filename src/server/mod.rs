@@ -72,6 +72,7 @@ impl Server {
             state_file: settings.cluster.state_file.clone(),
             failure_timeout: settings.cluster.failure_timeout,
             admin: settings.cluster.admin.clone(),
+            credentials: settings.cluster.credentials.clone(),
         }));
         let verbosity = Arc::new(AtomicU8::new(settings.verbosity));
         let log_level = verbosity.clone();
@@ -88,6 +89,14 @@ impl Server {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let auth = crate::auth::Auth::load(&settings)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let needs_login = settings.sasl || settings.auth_file.is_some();
+        let has_peers = settings.cluster.file.is_some() || settings.cluster.join.is_some();
+        if needs_login && has_peers && settings.cluster.credentials.is_none() {
+            eprintln!(
+                "warning: peers that require authentication refuse this node's cluster \
+                 exchange; give it --cluster-credentials"
+            );
+        }
         let tls = if settings.tls.enabled {
             let t = tls::Tls::load(&settings.tls, 0)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
