@@ -47,3 +47,8 @@ fn kill_under_load_redistribute() {
 fn kill_under_load_default_policy() {
     suites::kill_and_return_with(ferrocache(), FailurePolicy::default());
 }
+
+#[test]
+fn huge_multi_get() {
+    suites::huge_multi_get(&suites::client_for(&nodes(1)));
+}

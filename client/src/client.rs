@@ -396,6 +396,20 @@ impl ClientBuilder {
     }
 }
 
+/// Keys per multi-get write. A node has at most two batches in flight, so however many keys a
+/// multi-get asks for, the client never blocks writing requests while the server, its replies
+/// unread, has stopped reading them: a batch's request (at most 256 keys of 250 bytes) fits in
+/// the socket buffers.
+const MULTI_GET_BATCH: usize = 256;
+
+/// Writes one multi-get batch; returns the terminators its replies carry.
+fn send_multi_get(conn: &mut Connection, keys: &[&[u8]]) -> Result<usize> {
+    let mut request = Vec::new();
+    let ends = codec::encode_multi_get(conn.protocol(), keys, &mut request);
+    conn.send(&request)?;
+    Ok(ends)
+}
+
 /// Parses `host:port`, `host` (port 11211) or `[v6]:port`.
 pub fn parse_host_port(address: &str) -> Result<(String, u16)> {
     let bad = || Error::Config(format!("invalid address {address:?}: expected host:port"));
@@ -636,25 +650,36 @@ impl Client {
             }
         }
 
-        // Send to every node first, then collect the replies.
+        // Send the first batch to every node, then collect the replies, sending each node's next
+        // batch before reading the current one.
         let mut sent = Vec::with_capacity(groups.len());
         for (node, keys) in &groups {
+            let mut batches = keys.chunks(MULTI_GET_BATCH);
+            let first = batches.next().unwrap_or_default();
             let outcome = node.pool.get().and_then(|mut conn| {
-                let mut request = Vec::new();
-                let ends = codec::encode_multi_get(conn.protocol(), keys, &mut request);
-                conn.send(&request)?;
+                let ends = send_multi_get(&mut conn, first)?;
                 Ok((conn, ends))
             });
             match outcome {
-                Ok((conn, ends)) => sent.push((node, keys, conn, ends)),
+                Ok((conn, ends)) => sent.push((node, keys, conn, ends, batches)),
                 Err(error) => self.multi_failure(&mut result, node, keys, error),
             }
         }
-        for (node, keys, mut conn, ends) in sent {
+        for (node, keys, mut conn, mut ends, batches) in sent {
             let items = &mut result.items;
-            match codec::read_multi_get(&mut conn, ends, |key, item| {
+            let mut store = |key: &[u8], item| {
                 items.insert(key.to_vec(), item);
-            }) {
+            };
+            let outcome = batches
+                .into_iter()
+                .try_for_each(|next| {
+                    let next_ends = send_multi_get(&mut conn, next)?;
+                    codec::read_multi_get(&mut conn, ends, &mut store)?;
+                    ends = next_ends;
+                    Ok(())
+                })
+                .and_then(|()| codec::read_multi_get(&mut conn, ends, &mut store));
+            match outcome {
                 Ok(()) => {
                     conn.keep();
                     node.succeeded();

@@ -33,3 +33,11 @@ fn pool_stays_bounded_under_many_threads() {
     };
     suites::pool_stays_bounded_under_many_threads(&servers);
 }
+
+#[test]
+fn huge_multi_get() {
+    let Some(servers) = cluster(1) else {
+        return require!(false, "memcached");
+    };
+    suites::huge_multi_get(&suites::client_for(&servers));
+}

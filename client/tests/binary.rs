@@ -119,3 +119,12 @@ fn discovery_over_binary_falls_back_to_the_legacy_key() {
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn huge_multi_get_over_binary() {
+    let Some(path) = memcached_path() else {
+        return require!(false, "memcached");
+    };
+    let server = ServerProcess::start(&path);
+    suites::huge_multi_get(&binary_client(std::slice::from_ref(&server)));
+}
