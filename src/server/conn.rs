@@ -170,7 +170,8 @@ pub struct Conn {
     /// read has returned yet: the next read must not be skipped, because
     /// with edge triggering no further event will announce it.
     hangup: bool,
-    pub last_active: RelTime,
+    /// When the last request was parsed (initially: accepted); shared with
+    /// the `stats conns` table.
     last_cmd: Arc<AtomicU32>,
     codec: Codec,
     /// Passed SASL or text authentication (only consulted when the server
@@ -217,7 +218,7 @@ fn sock_write(
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, id: u64, last_cmd: Arc<AtomicU32>, now: RelTime) -> Self {
+    pub fn new(stream: TcpStream, id: u64, last_cmd: Arc<AtomicU32>) -> Self {
         Conn {
             stream,
             id,
@@ -229,7 +230,6 @@ impl Conn {
             closing: false,
             eof: false,
             hangup: false,
-            last_active: now,
             last_cmd,
             codec: Codec::Undecided,
             authenticated: false,
@@ -427,7 +427,6 @@ impl Conn {
                 continue;
             }
             cx.stats.bytes_read.add(n as u64);
-            self.last_active = cx.state.clock.now();
 
             if self.rbuf.is_empty() {
                 // Fast path: serve straight from the scratch buffer and keep
@@ -874,6 +873,13 @@ impl Conn {
     /// Tries to write what is queued, for a connection being shut down.
     pub fn flush_on_shutdown(&mut self, cx: &Context<'_>) -> bool {
         matches!(self.flush(cx), Ok(true)) || self.pending_output() == 0
+    }
+
+    /// When this connection last sent a request (or was accepted). Bytes
+    /// that do not complete a request do not count, as in memcached: a
+    /// client trickling a line that never ends is idle.
+    pub fn last_request(&self) -> RelTime {
+        self.last_cmd.load(Ordering::Relaxed)
     }
 
     pub fn has_output(&self) -> bool {

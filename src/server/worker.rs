@@ -102,10 +102,9 @@ impl Worker {
 
     fn adopt_new(&mut self) {
         while let Ok(nc) = self.rx.try_recv() {
-            let now = self.state.clock.now();
             let entry = self.conns.vacant_entry();
             let key = entry.key();
-            let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd, now);
+            let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd);
             if nc.tls {
                 match self.state.tls.as_ref().map(|t| t.accept()) {
                     Some(Ok(session)) => conn.set_tls(session),
@@ -188,7 +187,7 @@ impl Worker {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.saturating_sub(c.last_active) > limit && !c.has_output())
+            .filter(|(_, c)| now.saturating_sub(c.last_request()) > limit && !c.has_output())
             .map(|(k, _)| k)
             .collect();
         for key in idle {
