@@ -53,6 +53,10 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 const PREAUTH_INPUT_MAX: usize = 8 * 1024;
 /// Smallest read into a connection's own buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Reads per turn before a connection yields to the others on its worker,
+/// whether or not they completed a request (the request budget, `-R`,
+/// cannot see a client streaming one endless body).
+const READS_PER_TURN: usize = 16;
 
 /// Buffers a worker lends to the connection it is serving.
 pub struct Scratch {
@@ -338,6 +342,7 @@ impl Conn {
         limits: &Limits,
         mut budget: usize,
     ) -> io::Result<Next> {
+        let mut reads = 0;
         loop {
             // 0. TLS records the socket did not take last time.
             if let Some(t) = &mut self.tls {
@@ -396,6 +401,11 @@ impl Conn {
                 self.refuse_preauth_input();
                 continue;
             }
+            // Or let the others have a turn first.
+            if reads == READS_PER_TURN {
+                return Ok(Next::Yield);
+            }
+            reads += 1;
             let n = if self.rbuf.is_empty() {
                 match sock_read(&mut self.stream, &mut self.tls, &mut scratch.input, cx) {
                     Ok(n) => n,
