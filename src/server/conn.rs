@@ -53,6 +53,9 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 const PREAUTH_INPUT_MAX: usize = 8 * 1024;
 /// Smallest read into a connection's own buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest read into a connection's own buffer: the space is zeroed before
+/// each read, so it must not grow with the buffer.
+const READ_CHUNK_MAX: usize = 256 * 1024;
 /// Reads per turn before a connection yields to the others on its worker,
 /// whether or not they completed a request (the request budget, `-R`,
 /// cannot see a client streaming one endless body).
@@ -415,7 +418,8 @@ impl Conn {
                 }
             } else {
                 let len = self.rbuf.len();
-                self.rbuf.resize(len + READ_CHUNK.max(len / 2), 0);
+                let chunk = (len / 2).clamp(READ_CHUNK, READ_CHUNK_MAX);
+                self.rbuf.resize(len + chunk, 0);
                 let r = sock_read(&mut self.stream, &mut self.tls, &mut self.rbuf[len..], cx);
                 match r {
                     Ok(n) => {
