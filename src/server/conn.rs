@@ -191,6 +191,25 @@ pub struct Conn {
     tls: Option<Box<ServerConnection>>,
     /// The TLS close_notify alert is queued.
     close_notified: bool,
+    /// Shutting down: the sending side is shut.
+    write_shut: bool,
+}
+
+/// Bytes sent on the socket that the peer has not acknowledged yet
+/// (including a FIN), or 0 where the kernel cannot tell.
+fn unacknowledged(stream: &TcpStream) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through the pointer.
+        let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        if rc == 0 {
+            return n.max(0) as usize;
+        }
+    }
+    let _ = stream;
+    0
 }
 
 /// Reads from the transport: the socket itself, or plaintext out of TLS.
@@ -243,6 +262,7 @@ impl Conn {
             sasl: None,
             tls: None,
             close_notified: false,
+            write_shut: false,
         }
     }
 
@@ -884,9 +904,49 @@ impl Conn {
         );
     }
 
-    /// Tries to write what is queued, for a connection being shut down.
+    /// One step of closing this connection for a server shutdown; true once
+    /// it can be closed without losing a reply. Queued replies are written,
+    /// then the sending side is shut, so the client reads every reply and
+    /// then EOF; input is discarded until the client closes too or has
+    /// acknowledged everything sent. Closing earlier, with unread input,
+    /// would reset the connection and throw away replies still in flight.
     pub fn flush_on_shutdown(&mut self, cx: &Context<'_>) -> bool {
-        matches!(self.flush(cx), Ok(true)) || self.pending_output() == 0
+        match self.flush(cx) {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(_) => return true,
+        }
+        if !self.write_shut {
+            if let Some(t) = &mut self.tls {
+                if !self.close_notified {
+                    self.close_notified = true;
+                    t.send_close_notify();
+                }
+                if tls::flush(t, &mut self.stream).is_err() {
+                    return true;
+                }
+                if t.wants_write() {
+                    return false;
+                }
+            }
+            self.write_shut = true;
+            if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                return true;
+            }
+        }
+        let mut sink = [0u8; 4096];
+        for _ in 0..64 {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return unacknowledged(&self.stream) == 0;
+                }
+                Err(_) => return true,
+            }
+        }
+        false
     }
 
     /// When this connection last sent a request (or was accepted). Bytes

@@ -213,7 +213,8 @@ impl Worker {
     }
 
     /// Stops serving: drops connections still in the channel, writes what is
-    /// queued for each connection (bounded in time), then closes them all.
+    /// queued for each connection and closes it once its client has it all
+    /// (see `Conn::flush_on_shutdown`), bounded in time, then closes the rest.
     fn shut_down(&mut self) {
         while let Ok(nc) = self.rx.try_recv() {
             self.forget(nc.id);
@@ -234,10 +235,13 @@ impl Worker {
                     self.close(key);
                 }
             }
-            if self.conns.is_empty() || Instant::now() >= deadline {
+            let now = Instant::now();
+            if self.conns.is_empty() || now >= deadline {
                 break;
             }
-            let _ = self.poll.poll(&mut events, Some(deadline - Instant::now()));
+            // Acknowledgements raise no event: look again soon.
+            let wait = (deadline - now).min(Duration::from_millis(10));
+            let _ = self.poll.poll(&mut events, Some(wait));
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
