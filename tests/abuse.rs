@@ -16,7 +16,7 @@
 //! - its resident memory (`VmRSS` in `/proc/<pid>/status`, sampled every 10 ms) never grows
 //!   by more than the scenario's stated bound over the value before it.
 //!
-//! `cargo test --test abuse -- --nocapture --test-threads 1` prints one line per scenario:
+//! `cargo test --test abuse -- --nocapture` prints one `ABUSE` line per scenario:
 //! probe latency p50/p99/max, fds before/after, RSS before/after/peak.
 
 mod common;
