@@ -39,7 +39,9 @@ use crate::config::Binding;
 use crate::exec::{self, Context, Outcome, Sink};
 use crate::protocol::binary::Status;
 use crate::protocol::binary::{self, Frame, Reply};
-use crate::protocol::{text, ClientError, Limits, Parsed, Request, Response, StoreMode};
+use crate::protocol::{
+    text, ClientError, Limits, Parsed, Request, Response, StoreMode, LINE_MAX_LENGTH,
+};
 use crate::server::tls;
 
 /// Queued reply bytes above which a connection stops taking requests.
@@ -193,6 +195,9 @@ pub struct Conn {
     close_notified: bool,
     /// Shutting down: the sending side is shut.
     write_shut: bool,
+    /// `rbuf` is a text command line without a newline, judged incomplete
+    /// by the parser at this length (0: not known).
+    line_judged: usize,
 }
 
 /// Bytes sent on the socket that the peer has not acknowledged yet
@@ -263,6 +268,7 @@ impl Conn {
             tls: None,
             close_notified: false,
             write_shut: false,
+            line_judged: 0,
         }
     }
 
@@ -398,12 +404,13 @@ impl Conn {
             }
 
             // 2. Input carried over from earlier events.
-            if !self.rbuf.is_empty() || self.swallow > 0 {
+            if (!self.rbuf.is_empty() || self.swallow > 0) && !self.line_still_partial(limits) {
                 let rbuf = std::mem::take(&mut self.rbuf);
                 let (consumed, stop) =
                     self.process_into_output(&rbuf, scratch, cx, limits, &mut budget)?;
                 self.rbuf = rbuf;
                 self.rbuf.drain(..consumed);
+                self.note_partial_line(&stop);
                 match stop {
                     Stop::NeedInput => {}
                     Stop::Budget => return Ok(Next::Yield),
@@ -508,6 +515,46 @@ impl Conn {
                 }
             }
             // Loop: flush, process what the slow path buffered, read again.
+        }
+    }
+
+    /// Whether the buffered input is a text command line still without its
+    /// newline, which the parser would judge as it did last time (wait for
+    /// more). Only the bytes that arrived since are searched, so a long
+    /// line (a multiget may be 4 MiB) costs linear time, not a scan of the
+    /// whole line per read.
+    fn line_still_partial(&mut self, limits: &Limits) -> bool {
+        let judged = self.line_judged;
+        let len = self.rbuf.len();
+        if judged == 0 || self.codec != Codec::Text || self.swallow > 0 || len < judged {
+            self.line_judged = 0;
+            return false;
+        }
+        if memchr::memchr(b'\n', &self.rbuf[judged..]).is_some() {
+            self.line_judged = 0;
+            return false;
+        }
+        // The verdict changes when the line grows past one of its limits.
+        let crosses = |limit: usize| judged <= limit && len > limit;
+        if crosses(LINE_MAX_LENGTH) || crosses(limits.max_get_line) {
+            self.line_judged = 0;
+            return false;
+        }
+        self.line_judged = len;
+        true
+    }
+
+    /// After parsing the buffered input: remember when what is left is a
+    /// text command line without a newline, for `line_still_partial`.
+    fn note_partial_line(&mut self, stop: &Stop) {
+        self.line_judged = 0;
+        if matches!(stop, Stop::NeedInput)
+            && self.codec == Codec::Text
+            && self.swallow == 0
+            && !self.rbuf.is_empty()
+            && memchr::memchr(b'\n', &self.rbuf).is_none()
+        {
+            self.line_judged = self.rbuf.len();
         }
     }
 
