@@ -865,3 +865,60 @@ fn streaming_clients_do_not_monopolise_the_worker() {
     // The value is buffered whole (grown by halves) before it is stored.
     sc.finish(64 * MIB);
 }
+
+/// Long command lines arriving in many pieces are judged as if they came whole: a non-get line
+/// past 2048 bytes is closed without a reply, a 3 MiB multiget line is served once its newline
+/// arrives, and one past 4 MiB is closed.
+#[test]
+fn long_lines_in_pieces() {
+    ferrocache_only!();
+    let s = server(&[]);
+    let mut c = s.conn();
+    c.set("present", b"yes");
+    let piece = |c: &mut Conn, bytes: &[u8], size: usize| {
+        for chunk in bytes.chunks(size) {
+            if !c.try_send(chunk) {
+                break;
+            }
+        }
+    };
+
+    let mut line = vec![b'x'; 2000];
+    line.extend_from_slice(&[b'y'; 100]);
+    let mut x = s.conn();
+    piece(&mut x, &line, 7);
+    x.expect_closed();
+
+    let key = "k".repeat(250);
+    let mut get = b"get present".to_vec();
+    while get.len() < 3 << 20 {
+        get.push(b' ');
+        get.extend_from_slice(key.as_bytes());
+    }
+    let mut g = s.conn();
+    piece(&mut g, &get, 4096);
+    g.expect_silence(Duration::from_millis(100));
+    g.send(b"\r\n");
+    g.set_timeout(Duration::from_secs(20));
+    g.expect(b"VALUE present 0 3\r\nyes\r\nEND\r\n");
+
+    let mut over = b"get ".to_vec();
+    over.resize((4 << 20) + 10, b'k');
+    let mut o = s.conn();
+    let mut w = o.stream.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        for chunk in over.chunks(65536) {
+            if w.write_all(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let (got, closed) = o.read_to_close(Duration::from_secs(10));
+    writer.join().unwrap();
+    assert!(
+        got.is_empty() && closed,
+        "got {} (closed: {closed})",
+        esc_short(&got)
+    );
+    c.roundtrip(b"get present\r\n", b"VALUE present 0 3\r\nyes\r\nEND\r\n");
+}
