@@ -957,11 +957,34 @@ impl Conn {
     /// then EOF; input is discarded until the client closes too or has
     /// acknowledged everything sent. Closing earlier, with unread input,
     /// would reset the connection and throw away replies still in flight.
-    pub fn flush_on_shutdown(&mut self, cx: &Context<'_>) -> bool {
+    ///
+    /// A multi-key read paused for its output to drain is finished first
+    /// (as the output drains), so its reply is not cut short; requests after
+    /// it are not served.
+    pub fn flush_on_shutdown(
+        &mut self,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+        limits: &Limits,
+    ) -> bool {
         match self.flush(cx) {
             Ok(true) => {}
             Ok(false) => return false,
             Err(_) => return true,
+        }
+        if self.resume != 0 && !self.write_shut {
+            // Serve the paused request, and only it, one more stretch.
+            let rbuf = std::mem::take(&mut self.rbuf);
+            let mut budget = 1;
+            let res = self.process_into_output(&rbuf, scratch, cx, limits, &mut budget);
+            self.rbuf = rbuf;
+            match res {
+                Ok((consumed, _)) => {
+                    self.rbuf.drain(..consumed);
+                }
+                Err(_) => return true,
+            }
+            return false;
         }
         if !self.write_shut {
             if let Some(t) = &mut self.tls {

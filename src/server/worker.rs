@@ -230,7 +230,7 @@ impl Worker {
                     stats: &self.stats,
                     conn_id: id,
                 };
-                let done = self.conns[key].flush_on_shutdown(&cx);
+                let done = self.conns[key].flush_on_shutdown(&mut self.scratch, &cx, &self.limits);
                 if done {
                     self.close(key);
                 }
