@@ -526,3 +526,45 @@ fn a_stalled_node_is_ejected_and_readmitted() {
     let mut direct = servers[1].conn();
     assert_eq!(direct.get(&keys[k]).as_deref(), Some(&b"back"[..]));
 }
+
+/// SIGTERM while a multiget far larger than the socket buffers is being sent (the server
+/// pauses it between keys while the client reads): the client still gets every value and the
+/// closing `END`, then EOF.
+#[test]
+fn sigterm_finishes_a_multiget_in_progress() {
+    ferrocache_only!();
+    const VAL: usize = 256 * 1024;
+    const KEYS: usize = 24; // 6 MiB of reply
+    let mut s = Server::start(&["-t", "1"]);
+    let val: Vec<u8> = (0..VAL).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut setup = s.conn();
+    for k in 0..KEYS {
+        setup.send(&store_cmd("set", &format!("mg:{k}"), 0, 0, &val, ""));
+        setup.expect(b"STORED\r\n");
+    }
+    drop(setup);
+    let mut c = Conn::connect_small_rcvbuf(s.addr(), 16 * 1024);
+    let mut line = b"get".to_vec();
+    for k in 0..KEYS {
+        line.extend_from_slice(format!(" mg:{k}").as_bytes());
+    }
+    line.extend_from_slice(b"\r\n");
+    c.send(&line);
+    // The first value has arrived: the rest is held back behind the small window.
+    c.expect(format!("VALUE mg:0 0 {VAL}\r\n").as_bytes());
+    assert!(c.read_exact_n(VAL) == val);
+    c.expect(b"\r\n");
+    s.signal(libc::SIGTERM);
+    for k in 1..KEYS {
+        c.expect(format!("VALUE mg:{k} 0 {VAL}\r\n").as_bytes());
+        assert!(c.read_exact_n(VAL) == val, "value {k} corrupted");
+        c.expect(b"\r\n");
+    }
+    c.expect(b"END\r\n");
+    c.expect_closed();
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "exit status {status:?}"
+    );
+}
