@@ -39,7 +39,9 @@ use crate::config::Binding;
 use crate::exec::{self, Context, Outcome, Sink};
 use crate::protocol::binary::Status;
 use crate::protocol::binary::{self, Frame, Reply};
-use crate::protocol::{text, ClientError, Limits, Parsed, Request, Response, StoreMode};
+use crate::protocol::{
+    text, ClientError, Limits, Parsed, Request, Response, StoreMode, LINE_MAX_LENGTH,
+};
 use crate::server::tls;
 
 /// Queued reply bytes above which a connection stops taking requests.
@@ -53,6 +55,13 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 const PREAUTH_INPUT_MAX: usize = 8 * 1024;
 /// Smallest read into a connection's own buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest read into a connection's own buffer: the space is zeroed before
+/// each read, so it must not grow with the buffer.
+const READ_CHUNK_MAX: usize = 256 * 1024;
+/// Reads per turn before a connection yields to the others on its worker,
+/// whether or not they completed a request (the request budget, `-R`,
+/// cannot see a client streaming one endless body).
+const READS_PER_TURN: usize = 16;
 
 /// Buffers a worker lends to the connection it is serving.
 pub struct Scratch {
@@ -170,7 +179,8 @@ pub struct Conn {
     /// read has returned yet: the next read must not be skipped, because
     /// with edge triggering no further event will announce it.
     hangup: bool,
-    pub last_active: RelTime,
+    /// When the last request was parsed (initially: accepted); shared with
+    /// the `stats conns` table.
     last_cmd: Arc<AtomicU32>,
     codec: Codec,
     /// Passed SASL or text authentication (only consulted when the server
@@ -183,6 +193,28 @@ pub struct Conn {
     tls: Option<Box<ServerConnection>>,
     /// The TLS close_notify alert is queued.
     close_notified: bool,
+    /// Shutting down: the sending side is shut.
+    write_shut: bool,
+    /// `rbuf` is a text command line without a newline, judged incomplete
+    /// by the parser at this length (0: not known).
+    line_judged: usize,
+}
+
+/// Bytes sent on the socket that the peer has not acknowledged yet
+/// (including a FIN), or 0 where the kernel cannot tell.
+fn unacknowledged(stream: &TcpStream) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through the pointer.
+        let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        if rc == 0 {
+            return n.max(0) as usize;
+        }
+    }
+    let _ = stream;
+    0
 }
 
 /// Reads from the transport: the socket itself, or plaintext out of TLS.
@@ -217,7 +249,7 @@ fn sock_write(
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, id: u64, last_cmd: Arc<AtomicU32>, now: RelTime) -> Self {
+    pub fn new(stream: TcpStream, id: u64, last_cmd: Arc<AtomicU32>) -> Self {
         Conn {
             stream,
             id,
@@ -229,13 +261,14 @@ impl Conn {
             closing: false,
             eof: false,
             hangup: false,
-            last_active: now,
             last_cmd,
             codec: Codec::Undecided,
             authenticated: false,
             sasl: None,
             tls: None,
             close_notified: false,
+            write_shut: false,
+            line_judged: 0,
         }
     }
 
@@ -338,6 +371,7 @@ impl Conn {
         limits: &Limits,
         mut budget: usize,
     ) -> io::Result<Next> {
+        let mut reads = 0;
         loop {
             // 0. TLS records the socket did not take last time.
             if let Some(t) = &mut self.tls {
@@ -370,12 +404,13 @@ impl Conn {
             }
 
             // 2. Input carried over from earlier events.
-            if !self.rbuf.is_empty() || self.swallow > 0 {
+            if (!self.rbuf.is_empty() || self.swallow > 0) && !self.line_still_partial(limits) {
                 let rbuf = std::mem::take(&mut self.rbuf);
                 let (consumed, stop) =
                     self.process_into_output(&rbuf, scratch, cx, limits, &mut budget)?;
                 self.rbuf = rbuf;
                 self.rbuf.drain(..consumed);
+                self.note_partial_line(&stop);
                 match stop {
                     Stop::NeedInput => {}
                     Stop::Budget => return Ok(Next::Yield),
@@ -396,6 +431,11 @@ impl Conn {
                 self.refuse_preauth_input();
                 continue;
             }
+            // Or let the others have a turn first.
+            if reads == READS_PER_TURN {
+                return Ok(Next::Yield);
+            }
+            reads += 1;
             let n = if self.rbuf.is_empty() {
                 match sock_read(&mut self.stream, &mut self.tls, &mut scratch.input, cx) {
                     Ok(n) => n,
@@ -405,7 +445,8 @@ impl Conn {
                 }
             } else {
                 let len = self.rbuf.len();
-                self.rbuf.resize(len + READ_CHUNK.max(len / 2), 0);
+                let chunk = (len / 2).clamp(READ_CHUNK, READ_CHUNK_MAX);
+                self.rbuf.resize(len + chunk, 0);
                 let r = sock_read(&mut self.stream, &mut self.tls, &mut self.rbuf[len..], cx);
                 match r {
                     Ok(n) => {
@@ -427,7 +468,6 @@ impl Conn {
                 continue;
             }
             cx.stats.bytes_read.add(n as u64);
-            self.last_active = cx.state.clock.now();
 
             if self.rbuf.is_empty() {
                 // Fast path: serve straight from the scratch buffer and keep
@@ -475,6 +515,46 @@ impl Conn {
                 }
             }
             // Loop: flush, process what the slow path buffered, read again.
+        }
+    }
+
+    /// Whether the buffered input is a text command line still without its
+    /// newline, which the parser would judge as it did last time (wait for
+    /// more). Only the bytes that arrived since are searched, so a long
+    /// line (a multiget may be 4 MiB) costs linear time, not a scan of the
+    /// whole line per read.
+    fn line_still_partial(&mut self, limits: &Limits) -> bool {
+        let judged = self.line_judged;
+        let len = self.rbuf.len();
+        if judged == 0 || self.codec != Codec::Text || self.swallow > 0 || len < judged {
+            self.line_judged = 0;
+            return false;
+        }
+        if memchr::memchr(b'\n', &self.rbuf[judged..]).is_some() {
+            self.line_judged = 0;
+            return false;
+        }
+        // The verdict changes when the line grows past one of its limits.
+        let crosses = |limit: usize| judged <= limit && len > limit;
+        if crosses(LINE_MAX_LENGTH) || crosses(limits.max_get_line) {
+            self.line_judged = 0;
+            return false;
+        }
+        self.line_judged = len;
+        true
+    }
+
+    /// After parsing the buffered input: remember when what is left is a
+    /// text command line without a newline, for `line_still_partial`.
+    fn note_partial_line(&mut self, stop: &Stop) {
+        self.line_judged = 0;
+        if matches!(stop, Stop::NeedInput)
+            && self.codec == Codec::Text
+            && self.swallow == 0
+            && !self.rbuf.is_empty()
+            && memchr::memchr(b'\n', &self.rbuf).is_none()
+        {
+            self.line_judged = self.rbuf.len();
         }
     }
 
@@ -871,9 +951,79 @@ impl Conn {
         );
     }
 
-    /// Tries to write what is queued, for a connection being shut down.
-    pub fn flush_on_shutdown(&mut self, cx: &Context<'_>) -> bool {
-        matches!(self.flush(cx), Ok(true)) || self.pending_output() == 0
+    /// One step of closing this connection for a server shutdown; true once
+    /// it can be closed without losing a reply. Queued replies are written,
+    /// then the sending side is shut, so the client reads every reply and
+    /// then EOF; input is discarded until the client closes too or has
+    /// acknowledged everything sent. Closing earlier, with unread input,
+    /// would reset the connection and throw away replies still in flight.
+    ///
+    /// A multi-key read paused for its output to drain is finished first
+    /// (as the output drains), so its reply is not cut short; requests after
+    /// it are not served.
+    pub fn flush_on_shutdown(
+        &mut self,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+        limits: &Limits,
+    ) -> bool {
+        match self.flush(cx) {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(_) => return true,
+        }
+        if self.resume != 0 && !self.write_shut {
+            // Serve the paused request, and only it, one more stretch.
+            let rbuf = std::mem::take(&mut self.rbuf);
+            let mut budget = 1;
+            let res = self.process_into_output(&rbuf, scratch, cx, limits, &mut budget);
+            self.rbuf = rbuf;
+            match res {
+                Ok((consumed, _)) => {
+                    self.rbuf.drain(..consumed);
+                }
+                Err(_) => return true,
+            }
+            return false;
+        }
+        if !self.write_shut {
+            if let Some(t) = &mut self.tls {
+                if !self.close_notified {
+                    self.close_notified = true;
+                    t.send_close_notify();
+                }
+                if tls::flush(t, &mut self.stream).is_err() {
+                    return true;
+                }
+                if t.wants_write() {
+                    return false;
+                }
+            }
+            self.write_shut = true;
+            if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                return true;
+            }
+        }
+        let mut sink = [0u8; 4096];
+        for _ in 0..64 {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return unacknowledged(&self.stream) == 0;
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    /// When this connection last sent a request (or was accepted). Bytes
+    /// that do not complete a request do not count, as in memcached: a
+    /// client trickling a line that never ends is idle.
+    pub fn last_request(&self) -> RelTime {
+        self.last_cmd.load(Ordering::Relaxed)
     }
 
     pub fn has_output(&self) -> bool {

@@ -23,6 +23,9 @@ use crate::stats::ThreadStats;
 
 /// How long a stopping worker keeps trying to flush queued replies.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// Most new connections taken on per turn of the event loop, so a storm of
+/// connections cannot keep the worker from its established ones.
+const ADOPT_BATCH: usize = 32;
 
 pub struct Worker {
     poll: Poll,
@@ -33,6 +36,8 @@ pub struct Worker {
     scratch: Scratch,
     ready: VecDeque<usize>,
     limits: Limits,
+    /// New connections are still waiting in the channel.
+    adopt_more: bool,
 }
 
 impl Worker {
@@ -51,6 +56,7 @@ impl Worker {
             scratch: Scratch::new(),
             ready: VecDeque::new(),
             limits,
+            adopt_more: false,
         }
     }
 
@@ -58,7 +64,7 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         let mut last_sweep = Instant::now();
         loop {
-            let timeout = if self.ready.is_empty() {
+            let timeout = if self.ready.is_empty() && !self.adopt_more {
                 Some(Duration::from_secs(1))
             } else {
                 Some(Duration::ZERO)
@@ -92,6 +98,10 @@ impl Worker {
                     self.serve(key);
                 }
             }
+            // Then the next batch of new connections, if any are left.
+            if self.adopt_more {
+                self.adopt_new();
+            }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
                 self.close_idle();
@@ -100,12 +110,16 @@ impl Worker {
         self.shut_down();
     }
 
+    /// Takes on up to [`ADOPT_BATCH`] connections from the acceptor.
     fn adopt_new(&mut self) {
-        while let Ok(nc) = self.rx.try_recv() {
-            let now = self.state.clock.now();
+        self.adopt_more = false;
+        for _ in 0..ADOPT_BATCH {
+            let Ok(nc) = self.rx.try_recv() else {
+                return;
+            };
             let entry = self.conns.vacant_entry();
             let key = entry.key();
-            let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd, now);
+            let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd);
             if nc.tls {
                 match self.state.tls.as_ref().map(|t| t.accept()) {
                     Some(Ok(session)) => conn.set_tls(session),
@@ -135,6 +149,8 @@ impl Worker {
             // Data may have arrived before registration; serve it now.
             self.serve(key);
         }
+        // The waker may not fire again for these: take them next turn.
+        self.adopt_more = !self.rx.is_empty();
     }
 
     fn serve(&mut self, key: usize) {
@@ -188,7 +204,7 @@ impl Worker {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.saturating_sub(c.last_active) > limit && !c.has_output())
+            .filter(|(_, c)| now.saturating_sub(c.last_request()) > limit && !c.has_output())
             .map(|(k, _)| k)
             .collect();
         for key in idle {
@@ -197,7 +213,8 @@ impl Worker {
     }
 
     /// Stops serving: drops connections still in the channel, writes what is
-    /// queued for each connection (bounded in time), then closes them all.
+    /// queued for each connection and closes it once its client has it all
+    /// (see `Conn::flush_on_shutdown`), bounded in time, then closes the rest.
     fn shut_down(&mut self) {
         while let Ok(nc) = self.rx.try_recv() {
             self.forget(nc.id);
@@ -213,15 +230,18 @@ impl Worker {
                     stats: &self.stats,
                     conn_id: id,
                 };
-                let done = self.conns[key].flush_on_shutdown(&cx);
+                let done = self.conns[key].flush_on_shutdown(&mut self.scratch, &cx, &self.limits);
                 if done {
                     self.close(key);
                 }
             }
-            if self.conns.is_empty() || Instant::now() >= deadline {
+            let now = Instant::now();
+            if self.conns.is_empty() || now >= deadline {
                 break;
             }
-            let _ = self.poll.poll(&mut events, Some(deadline - Instant::now()));
+            // Acknowledgements raise no event: look again soon.
+            let wait = (deadline - now).min(Duration::from_millis(10));
+            let _ = self.poll.poll(&mut events, Some(wait));
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
