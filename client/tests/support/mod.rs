@@ -5,7 +5,7 @@
 
 pub mod suites;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,13 +14,46 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago and that this process has not handed out before, so two
+/// tests running at once never start servers on the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// The `pid` a plain-text server at `host:port` reports in `stats`; `None` when it does not
+/// answer in clear (TLS, authentication).
+fn reported_pid(host: &str, port: u16) -> Option<u32> {
+    let mut stream = TcpStream::connect_timeout(
+        &format!("{host}:{port}").parse().ok()?,
+        Duration::from_millis(500),
+    )
+    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"stats\r\n").ok()?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.ends_with(b"END\r\n") {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|l| l.strip_prefix("STAT pid ")?.trim().parse().ok())
 }
 
 /// Polls `cond` every few milliseconds until it holds or `limit` passes.
@@ -139,7 +172,10 @@ impl ServerProcess {
         let up = wait_until(Duration::from_secs(5), || {
             accepts_at(host, port) || child.try_wait().ok().flatten().is_some()
         });
-        if !up || child.try_wait().ok().flatten().is_some() {
+        // Another process may hold the port: then this child fails to bind and exits, while
+        // the port accepts. A server that answers `stats` must report this child's pid.
+        let foreign = up && reported_pid(host, port).is_some_and(|pid| pid != child.id());
+        if !up || foreign || child.try_wait().ok().flatten().is_some() {
             let _ = child.kill();
             let _ = child.wait();
             return None;
