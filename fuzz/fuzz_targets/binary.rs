@@ -2,8 +2,9 @@
 //! parsed until incomplete, honouring `consumed`, `swallow` and `close`,
 //! with the input split into two reads. Checks that parsing never panics,
 //! always makes progress, never consumes more than it was given, encodes a
-//! reply for each outcome, and that the outcome does not depend on the
-//! split.
+//! reply for each outcome, that the outcome does not depend on the split,
+//! that a frame parses identically from exactly its own bytes and with more
+//! bytes appended, and that a prefix of an incomplete buffer is incomplete.
 //!
 //! Run with `cargo +nightly fuzz run binary fuzz/seeds/binary`.
 
@@ -18,6 +19,24 @@ enum Step {
     Request(u8),
     Refused(u8),
     Closed,
+}
+
+/// Bytes a client might send right after a frame: a NOOP, garbage.
+const TAILS: [&[u8]; 2] = [
+    &[0x80, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    b"\x81\xff garbage",
+];
+
+/// A request parsed from the front of `buf` must come out the same from
+/// its own bytes alone and with any bytes appended after it.
+fn check_request(buf: &[u8], consumed: usize, limits: &Limits) {
+    let whole = binary::parse(buf, limits);
+    let frame = &buf[..consumed];
+    assert_eq!(binary::parse(frame, limits), whole, "re-parse of exactly the frame");
+    for tail in TAILS {
+        let longer = [frame, tail].concat();
+        assert_eq!(binary::parse(&longer, limits), whole, "re-parse with {tail:?} appended");
+    }
 }
 
 fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
@@ -39,7 +58,12 @@ fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
                 }
             }
             match binary::parse(&buf, limits) {
-                Frame::Incomplete => break,
+                Frame::Incomplete => {
+                    // Less input never completes a frame.
+                    let half = &buf[..buf.len() / 2];
+                    assert_eq!(binary::parse(half, limits), Frame::Incomplete);
+                    break;
+                }
                 Frame::BadMagic => {
                     steps.push(Step::Closed);
                     return steps;
@@ -50,6 +74,7 @@ fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
                     consumed,
                 } => {
                     assert!(consumed >= binary::HEADER_LEN && consumed <= buf.len());
+                    check_request(&buf, consumed, limits);
                     let mut reply = Reply::new(header, &request);
                     reply.encode(&Response::End, &mut out);
                     steps.push(Step::Request(header.opcode));

@@ -1,7 +1,9 @@
 //! Feeds arbitrary bytes to the meta codec through the shared line framing,
 //! split into two reads, and checks that parsing never panics, always makes
-//! progress, never reports more than it was given, and gives the same
-//! outcome whatever the split. Every parsed meta request is then answered
+//! progress, never reports more than it was given, gives the same outcome
+//! whatever the split, parses a request identically from exactly its own
+//! bytes and with more bytes appended, and never completes a request from
+//! a prefix of an incomplete buffer. Every parsed meta request is then answered
 //! with each reply shape, so the encoder sees every flag combination too.
 //!
 //! Run with `cargo +nightly fuzz run meta fuzz/seeds/meta -- -dict=fuzz/meta.dict`
@@ -71,6 +73,21 @@ fn answer(key: MetaKey<'_>, flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Bytes a client might send right after a request.
+const TAILS: [&[u8]; 3] = [b"mn\r\n", b"\r\n\r\n", b"\xff garbage"];
+
+/// A request parsed from the front of `buf` must come out the same from
+/// its own bytes alone and with any bytes appended after it.
+fn check_request(buf: &[u8], consumed: usize, limits: &Limits) {
+    let whole = text::parse(buf, limits);
+    let frame = &buf[..consumed];
+    assert_eq!(text::parse(frame, limits), whole, "re-parse of exactly the frame");
+    for tail in TAILS {
+        let longer = [frame, tail].concat();
+        assert_eq!(text::parse(&longer, limits), whole, "re-parse with {tail:?} appended");
+    }
+}
+
 fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
     let mut buf = Vec::new();
     let mut swallow = 0usize;
@@ -82,9 +99,15 @@ fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
         buf.extend_from_slice(&chunk[skip..]);
         loop {
             match text::parse(&buf, limits) {
-                Parsed::Incomplete => break,
+                Parsed::Incomplete => {
+                    // Less input never completes a request.
+                    let half = &buf[..buf.len() / 2];
+                    assert_eq!(text::parse(half, limits), Parsed::Incomplete);
+                    break;
+                }
                 Parsed::Request { request, consumed } => {
                     assert!(consumed > 0 && consumed <= buf.len());
+                    check_request(&buf, consumed, limits);
                     match request {
                         Request::MetaGet { key, flags }
                         | Request::MetaDelete { key, flags }

@@ -1,8 +1,10 @@
 //! Feeds arbitrary bytes to the text parser the way a connection would:
 //! split into reads, parsed until incomplete, honouring `consumed`,
 //! `swallow` and `close`. Checks that parsing never panics, always makes
-//! progress, never reports more than it was given, and that the outcome
-//! does not depend on where the reads were split.
+//! progress, never reports more than it was given, that the outcome does
+//! not depend on where the reads were split, that a parsed request is
+//! parsed identically from exactly its own bytes and with more bytes
+//! appended, and that a prefix of an incomplete buffer is incomplete too.
 //!
 //! Run with `cargo +nightly fuzz run text fuzz/seeds/text -- -dict=fuzz/text.dict`
 //! (the seeds are read-only inputs; new finds go to `fuzz/corpus/text`).
@@ -24,6 +26,21 @@ enum Step {
     Closed,
 }
 
+/// Bytes a client might send right after a request.
+const TAILS: [&[u8]; 3] = [b"get k\r\n", b"\r\n\r\n", b"\xff garbage"];
+
+/// A request parsed from the front of `buf` must come out the same from
+/// its own bytes alone and with any bytes appended after it.
+fn check_request(buf: &[u8], consumed: usize, limits: &Limits) {
+    let whole = text::parse(buf, limits);
+    let frame = &buf[..consumed];
+    assert_eq!(text::parse(frame, limits), whole, "re-parse of exactly the frame");
+    for tail in TAILS {
+        let longer = [frame, tail].concat();
+        assert_eq!(text::parse(&longer, limits), whole, "re-parse with {tail:?} appended");
+    }
+}
+
 fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
     let mut buf = Vec::new();
     let mut swallow = 0usize;
@@ -35,9 +52,15 @@ fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
         buf.extend_from_slice(&chunk[skip..]);
         loop {
             match text::parse(&buf, limits) {
-                Parsed::Incomplete => break,
+                Parsed::Incomplete => {
+                    // Less input never completes a request.
+                    let half = &buf[..buf.len() / 2];
+                    assert_eq!(text::parse(half, limits), Parsed::Incomplete);
+                    break;
+                }
                 Parsed::Request { consumed, .. } => {
                     assert!(consumed > 0 && consumed <= buf.len());
+                    check_request(&buf, consumed, limits);
                     steps.push(Step::Request(consumed));
                     buf.drain(..consumed);
                 }
