@@ -10,6 +10,7 @@
 //! <crash file>`), copy the result into `fuzz/regressions/<target>/`, fix
 //! the bug. See `fuzz/README.md`.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -116,6 +117,7 @@ fn published(c: &mut Conn) -> (u64, String) {
 /// default, so this connection counts as a known peer.
 #[test]
 fn cluster_sync_with_numbers_at_the_top_of_u64() {
+    ferrocache_only!();
     let server = Server::start(&[]);
     let mut c = server.conn();
     c.set_timeout(Duration::from_secs(10));
@@ -176,6 +178,7 @@ fn binary_response(c: &mut Conn) -> (u8, u16, Vec<u8>) {
 /// malformed message, and the connection and server carry on.
 #[test]
 fn malformed_scram_messages_over_a_socket() {
+    ferrocache_only!();
     const AUTH: u8 = 0x21;
     const STEP: u8 = 0x22;
     const VERSION: u8 = 0x0b;
