@@ -1,6 +1,7 @@
 //! Fuzz target: see `fuzz/checks/binary.rs` for what it feeds and checks.
 //!
-//! Run with `cargo +nightly fuzz run binary fuzz/seeds/binary`.
+//! Run with `cargo +nightly fuzz run binary fuzz/corpus/binary fuzz/seeds/binary -- -dict=fuzz/binary.dict`
+//! (the seeds are read-only inputs; new finds go to the first directory).
 
 #![no_main]
 

@@ -1,7 +1,7 @@
 //! Fuzz target: see `fuzz/checks/meta.rs` for what it feeds and checks.
 //!
-//! Run with `cargo +nightly fuzz run meta fuzz/seeds/meta -- -dict=fuzz/meta.dict`
-//! (the seeds are read-only inputs; new finds go to `fuzz/corpus/meta`).
+//! Run with `cargo +nightly fuzz run meta fuzz/corpus/meta fuzz/seeds/meta -- -dict=fuzz/meta.dict`
+//! (the seeds are read-only inputs; new finds go to the first directory).
 
 #![no_main]
 

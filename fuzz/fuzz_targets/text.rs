@@ -1,7 +1,7 @@
 //! Fuzz target: see `fuzz/checks/text.rs` for what it feeds and checks.
 //!
-//! Run with `cargo +nightly fuzz run text fuzz/seeds/text -- -dict=fuzz/text.dict`
-//! (the seeds are read-only inputs; new finds go to `fuzz/corpus/text`).
+//! Run with `cargo +nightly fuzz run text fuzz/corpus/text fuzz/seeds/text -- -dict=fuzz/text.dict`
+//! (the seeds are read-only inputs; new finds go to the first directory).
 
 #![no_main]
 
