@@ -1,102 +1,11 @@
-//! Feeds arbitrary bytes to the binary parser the way a connection would:
-//! parsed until incomplete, honouring `consumed`, `swallow` and `close`,
-//! with the input split into two reads. Checks that parsing never panics,
-//! always makes progress, never consumes more than it was given, encodes a
-//! reply for each outcome, and that the outcome does not depend on the
-//! split.
+//! Fuzz target: see `fuzz/checks/binary.rs` for what it feeds and checks.
 //!
-//! Run with `cargo +nightly fuzz run binary fuzz/seeds/binary`.
+//! Run with `cargo +nightly fuzz run binary fuzz/corpus/binary fuzz/seeds/binary -- -dict=fuzz/binary.dict`
+//! (the seeds are read-only inputs; new finds go to the first directory).
 
 #![no_main]
 
-use ferrocache::protocol::binary::{self, Frame, Reply};
-use ferrocache::protocol::{Limits, Request, Response};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/binary.rs"]
+mod check;
 
-#[derive(Debug, PartialEq)]
-enum Step {
-    Request(u8),
-    Refused(u8),
-    Closed,
-}
-
-fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
-    let mut buf = Vec::new();
-    let mut swallow = 0usize;
-    let mut steps = Vec::new();
-    let mut out = Vec::new();
-    for chunk in chunks {
-        let skip = swallow.min(chunk.len());
-        swallow -= skip;
-        buf.extend_from_slice(&chunk[skip..]);
-        loop {
-            if swallow > 0 {
-                let n = swallow.min(buf.len());
-                buf.drain(..n);
-                swallow -= n;
-                if swallow > 0 {
-                    break;
-                }
-            }
-            match binary::parse(&buf, limits) {
-                Frame::Incomplete => break,
-                Frame::BadMagic => {
-                    steps.push(Step::Closed);
-                    return steps;
-                }
-                Frame::Request {
-                    header,
-                    request,
-                    consumed,
-                } => {
-                    assert!(consumed >= binary::HEADER_LEN && consumed <= buf.len());
-                    let mut reply = Reply::new(header, &request);
-                    reply.encode(&Response::End, &mut out);
-                    steps.push(Step::Request(header.opcode));
-                    buf.drain(..consumed);
-                }
-                Frame::Oversized {
-                    header,
-                    consumed,
-                    swallow: more,
-                    ..
-                } => {
-                    assert!(consumed <= buf.len());
-                    steps.push(Step::Refused(header.opcode));
-                    buf.drain(..consumed);
-                    swallow = more;
-                }
-                Frame::Error {
-                    header,
-                    status,
-                    consumed,
-                    swallow: more,
-                    close,
-                } => {
-                    Reply::new(header, &Request::Noop).error(status, &mut out);
-                    if close {
-                        steps.push(Step::Closed);
-                        return steps;
-                    }
-                    assert!(consumed <= buf.len());
-                    steps.push(Step::Refused(header.opcode));
-                    buf.drain(..consumed);
-                    swallow = more;
-                }
-            }
-        }
-    }
-    steps
-}
-
-fuzz_target!(|data: &[u8]| {
-    let (head, input) = data.split_at(data.len().min(2));
-    let limits = Limits {
-        item_size_max: usize::from(head.first().copied().unwrap_or(0)) * 4,
-        max_get_line: 2048,
-    };
-    let split = usize::from(head.get(1).copied().unwrap_or(0)) * 7 % (input.len() + 1);
-    let whole = run(&[input], &limits);
-    let (a, b) = input.split_at(split);
-    assert_eq!(run(&[a, b], &limits), whole);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

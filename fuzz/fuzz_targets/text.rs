@@ -1,93 +1,11 @@
-//! Feeds arbitrary bytes to the text parser the way a connection would:
-//! split into reads, parsed until incomplete, honouring `consumed`,
-//! `swallow` and `close`. Checks that parsing never panics, always makes
-//! progress, never reports more than it was given, and that the outcome
-//! does not depend on where the reads were split.
+//! Fuzz target: see `fuzz/checks/text.rs` for what it feeds and checks.
 //!
-//! Run with `cargo +nightly fuzz run text fuzz/seeds/text -- -dict=fuzz/text.dict`
-//! (the seeds are read-only inputs; new finds go to `fuzz/corpus/text`).
+//! Run with `cargo +nightly fuzz run text fuzz/corpus/text fuzz/seeds/text -- -dict=fuzz/text.dict`
+//! (the seeds are read-only inputs; new finds go to the first directory).
 
 #![no_main]
 
-use ferrocache::protocol::{text, Limits, Parsed};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/text.rs"]
+mod check;
 
-/// What a connection did with one parse result.
-#[derive(Debug, PartialEq)]
-enum Step {
-    Request(usize),
-    /// Not the consumed count: a rejected oversized block is consumed as far
-    /// as it is buffered, which depends on the split.
-    Invalid {
-        quiet: bool,
-    },
-    Closed,
-}
-
-fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
-    let mut buf = Vec::new();
-    let mut swallow = 0usize;
-    let mut steps = Vec::new();
-    let mut out = Vec::new();
-    for chunk in chunks {
-        let skip = swallow.min(chunk.len());
-        swallow -= skip;
-        buf.extend_from_slice(&chunk[skip..]);
-        loop {
-            match text::parse(&buf, limits) {
-                Parsed::Incomplete => break,
-                Parsed::Request { consumed, .. } => {
-                    assert!(consumed > 0 && consumed <= buf.len());
-                    steps.push(Step::Request(consumed));
-                    buf.drain(..consumed);
-                }
-                Parsed::Oversized {
-                    consumed,
-                    swallow: more,
-                    ..
-                } => {
-                    assert!(consumed > 0 && consumed <= buf.len());
-                    assert!(more == 0 || consumed == buf.len());
-                    steps.push(Step::Invalid { quiet: false });
-                    buf.drain(..consumed);
-                    swallow = more;
-                }
-                Parsed::Invalid {
-                    error,
-                    consumed,
-                    swallow: more,
-                    close,
-                    quiet,
-                } => {
-                    out.clear();
-                    text::encode(&error, &mut out);
-                    assert!(out.ends_with(b"\r\n"));
-                    if close {
-                        steps.push(Step::Closed);
-                        return steps;
-                    }
-                    assert!(consumed > 0 && consumed <= buf.len());
-                    assert!(more == 0 || consumed == buf.len());
-                    steps.push(Step::Invalid { quiet });
-                    buf.drain(..consumed);
-                    swallow = more;
-                }
-            }
-        }
-    }
-    steps
-}
-
-fuzz_target!(|data: &[u8]| {
-    // The first two bytes choose small limits (so "too large" and the line
-    // rules are reachable) and a split point.
-    let (head, input) = data.split_at(data.len().min(2));
-    let limits = Limits {
-        item_size_max: usize::from(head.first().copied().unwrap_or(0)) * 4,
-        max_get_line: 2048 + usize::from(head.get(1).copied().unwrap_or(0)) * 16,
-    };
-    let split = usize::from(head.get(1).copied().unwrap_or(0)) * 7 % (input.len() + 1);
-    let whole = run(&[input], &limits);
-    let (a, b) = input.split_at(split);
-    assert_eq!(run(&[a, b], &limits), whole);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -126,6 +126,33 @@ pub enum Step {
     Failed,
 }
 
+/// Whether a SCRAM client message (`first`: the client-first message, else
+/// the client-final one) has the shape rsasl's parser takes for granted.
+///
+/// rsasl 2.3 reads the first two bytes of every attribute (and a non-empty
+/// authzid) without checking its length, so a message such as `n,,` or
+/// `c=biws,r=x,,p=y` makes it index out of bounds and panic: a worker thread
+/// brought down by one unauthenticated frame. RFC 5802 attributes are
+/// always `<letter>=<value>`, so such messages are malformed anyway and are
+/// refused before rsasl sees them.
+fn scram_shape_ok(data: &[u8], first: bool) -> bool {
+    let mut parts = data.split(|&b| b == b',');
+    if first {
+        // gs2-header: the channel-binding flag (rsasl checks it safely),
+        // then an empty or `a=<authzid>` field.
+        parts.next();
+        match parts.next() {
+            Some(authzid) if authzid.is_empty() || authzid.len() >= 2 => {}
+            _ => return false,
+        }
+    }
+    parts.all(|attribute| attribute.len() >= 2)
+}
+
+fn is_scram(mech: &[u8]) -> bool {
+    mech.starts_with(b"SCRAM-")
+}
+
 /// The SASL state of one connection.
 #[derive(Default)]
 pub struct SaslConn {
@@ -142,6 +169,9 @@ impl SaslConn {
         if !MECHANISMS.split(' ').any(|m| m.as_bytes() == mech) {
             return Step::Failed;
         }
+        if is_scram(mech) && !scram_shape_ok(data, true) {
+            return Step::Failed;
+        }
         let server = SASLServer::<AuthUser>::new(sasl.config.clone());
         let Ok(session) = server.start_suggested(name) else {
             return Step::Failed;
@@ -153,7 +183,11 @@ impl SaslConn {
     /// SASL_STEP: continues the exchange started with `mech`.
     pub fn step(&mut self, mech: &[u8], data: &[u8]) -> Step {
         match &self.session {
-            Some((m, _)) if m.as_bytes() == mech => self.advance(data),
+            Some((m, _))
+                if m.as_bytes() == mech && (!is_scram(mech) || scram_shape_ok(data, false)) =>
+            {
+                self.advance(data)
+            }
             _ => {
                 self.session = None;
                 Step::Failed

@@ -39,11 +39,13 @@ pub const SLOTS: u64 = 1000;
 /// the administered list is forgotten; see [`State::forget_stale`].
 pub const FORGET_AFTER_MIN: Duration = Duration::from_secs(600);
 
-/// The smallest version above `above` that belongs to `slot`.
+/// The smallest version above `above` that belongs to `slot`. Saturates at
+/// `u64::MAX`: `above` may come from a peer or an administrator, and no
+/// input may wrap a version around to a small one (or panic).
 pub fn mint(above: u64, slot: u16) -> u64 {
-    let next = above + 1;
+    let next = above.saturating_add(1);
     let slot = u64::from(slot) % SLOTS;
-    next + (slot + SLOTS - next % SLOTS) % SLOTS
+    next.saturating_add((slot + SLOTS - next % SLOTS) % SLOTS)
 }
 
 /// FNV-1a of the endpoint, the first choice of slot for a node.
@@ -525,7 +527,8 @@ impl State {
                     self.prev_join = self.prev_join.max(rec.join_stamp);
                 }
                 if rec.epoch > mine.epoch || (rec.epoch == mine.epoch && rec.left && !mine.left) {
-                    self.my_record().epoch = rec.epoch + 1;
+                    // Saturating: the epoch is a peer's number.
+                    self.my_record().epoch = rec.epoch.saturating_add(1);
                     refute = true;
                 }
                 continue;
@@ -551,7 +554,8 @@ impl State {
             // A new incarnation carries the new slot, so every node replaces
             // the old record. Versions minted from now on are above
             // everything seen, so the old slot's past versions stay unique.
-            self.my_record().epoch += 1;
+            let me = self.my_record();
+            me.epoch = me.epoch.saturating_add(1);
             self.choose_slot();
         }
         if !self.booted {

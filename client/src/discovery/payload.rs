@@ -222,6 +222,13 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<Reply>, ReplyError> {
         }
         return Ok(None);
     };
+    // The same bound whether or not the line end has arrived yet: otherwise
+    // a long header would be refused or accepted depending on how the reply
+    // was split into reads.
+    // (`at - 1`: the bytes before the `\n`, as counted while it is missing.)
+    if at - 1 > MAX_HEADER_LEN {
+        return Err(ReplyError::BadHeader(lossy(&buf[..MAX_HEADER_LEN])));
+    }
     let (form, len) = parse_header(header)?;
 
     let Some(data) = buf.get(at..at + len) else {
