@@ -7,6 +7,7 @@
 //! set by our `validate` callback, counts.
 
 use std::io::Cursor;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use rsasl::callback::{Context, Request, SessionCallback, SessionData};
@@ -200,7 +201,16 @@ impl SaslConn {
             return Step::Failed;
         };
         let mut out = Cursor::new(Vec::new());
-        match session.step(Some(data), &mut out) {
+        // The shape checks above keep out the inputs known to panic inside
+        // rsasl; a panic nobody knows of yet fails this exchange instead of
+        // taking down the worker and every connection it serves. The
+        // session is dropped right after, so no broken state survives.
+        let stepped = panic::catch_unwind(AssertUnwindSafe(|| session.step(Some(data), &mut out)));
+        let Ok(stepped) = stepped else {
+            self.session = None;
+            return Step::Failed;
+        };
+        match stepped {
             Ok(State::Running) => Step::Continue(out.into_inner()),
             Ok(State::Finished(_)) => {
                 let user = session.validation();
@@ -218,5 +228,37 @@ impl SaslConn {
                 Step::Failed
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sasl() -> Sasl {
+        Sasl::new(Arc::new(UserDb::parse("alice:secret\n").unwrap())).unwrap()
+    }
+
+    #[test]
+    fn malformed_scram_messages_are_refused_before_rsasl() {
+        let sasl = sasl();
+        let mut conn = SaslConn::default();
+        assert_eq!(conn.start(&sasl, b"SCRAM-SHA-1", b"n, "), Step::Failed);
+        assert_eq!(conn.start(&sasl, b"SCRAM-SHA-1", b"n,,"), Step::Failed);
+    }
+
+    #[test]
+    fn a_panic_inside_rsasl_fails_the_exchange_only() {
+        let sasl = sasl();
+        let mut conn = SaslConn::default();
+        let first = conn.start(&sasl, b"SCRAM-SHA-1", b"n,,n=alice,r=abcdefgh");
+        assert!(matches!(first, Step::Continue(_)), "{first:?}");
+        // Past the shape check, straight into rsasl: this client-final
+        // message makes rsasl 2.3 index out of bounds.
+        assert_eq!(conn.advance(b"c=biws,r=x,,p=y"), Step::Failed);
+        assert!(conn.session.is_none());
+        // The connection can start over.
+        let again = conn.start(&sasl, b"SCRAM-SHA-1", b"n,,n=alice,r=abcdefgh");
+        assert!(matches!(again, Step::Continue(_)), "{again:?}");
     }
 }
