@@ -9,6 +9,8 @@
 //! Shared by the fuzz target `binary` and by `tests/fuzz_regressions.rs`,
 //! which replays the inputs under `fuzz/regressions/binary/`.
 
+include!("reparse.rs");
+
 use ferrocache::protocol::binary::{self, Frame, Reply};
 use ferrocache::protocol::{Limits, Request, Response};
 
@@ -26,26 +28,6 @@ const TAILS: [&[u8]; 2] = [
     ],
     b"\x81\xff garbage",
 ];
-
-/// A request parsed from the front of `buf` must come out the same from
-/// its own bytes alone and with any bytes appended after it.
-fn check_request(buf: &[u8], consumed: usize, limits: &Limits) {
-    let whole = binary::parse(buf, limits);
-    let frame = &buf[..consumed];
-    assert_eq!(
-        binary::parse(frame, limits),
-        whole,
-        "re-parse of exactly the frame"
-    );
-    for tail in TAILS {
-        let longer = [frame, tail].concat();
-        assert_eq!(
-            binary::parse(&longer, limits),
-            whole,
-            "re-parse with {tail:?} appended"
-        );
-    }
-}
 
 fn serve(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
     let mut buf = Vec::new();
@@ -82,7 +64,7 @@ fn serve(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
                     consumed,
                 } => {
                     assert!(consumed >= binary::HEADER_LEN && consumed <= buf.len());
-                    check_request(&buf, consumed, limits);
+                    check_reparse!(|b| binary::parse(b, limits), &buf, consumed, TAILS);
                     let mut reply = Reply::new(header, &request);
                     reply.encode(&Response::End, &mut out);
                     steps.push(Step::Request(header.opcode));

@@ -9,6 +9,8 @@
 //! Shared by the fuzz target `meta` and by `tests/fuzz_regressions.rs`,
 //! which replays the inputs under `fuzz/regressions/meta/`.
 
+include!("reparse.rs");
+
 use ferrocache::protocol::meta::{
     encode, MetaCmd, MetaFlags, MetaItemInfo, MetaKey, MetaReply, MetaStatus,
 };
@@ -73,26 +75,6 @@ fn answer(key: MetaKey<'_>, flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
 /// Bytes a client might send right after a request.
 const TAILS: [&[u8]; 3] = [b"mn\r\n", b"\r\n\r\n", b"\xff garbage"];
 
-/// A request parsed from the front of `buf` must come out the same from
-/// its own bytes alone and with any bytes appended after it.
-fn check_request(buf: &[u8], consumed: usize, limits: &Limits) {
-    let whole = text::parse(buf, limits);
-    let frame = &buf[..consumed];
-    assert_eq!(
-        text::parse(frame, limits),
-        whole,
-        "re-parse of exactly the frame"
-    );
-    for tail in TAILS {
-        let longer = [frame, tail].concat();
-        assert_eq!(
-            text::parse(&longer, limits),
-            whole,
-            "re-parse with {tail:?} appended"
-        );
-    }
-}
-
 fn serve(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
     let mut buf = Vec::new();
     let mut swallow = 0usize;
@@ -112,7 +94,7 @@ fn serve(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
                 }
                 Parsed::Request { request, consumed } => {
                     assert!(consumed > 0 && consumed <= buf.len());
-                    check_request(&buf, consumed, limits);
+                    check_reparse!(|b| text::parse(b, limits), &buf, consumed, TAILS);
                     match request {
                         Request::MetaGet { key, flags }
                         | Request::MetaDelete { key, flags }

@@ -9,6 +9,8 @@
 //! Shared by the fuzz target `text` and by `tests/fuzz_regressions.rs`,
 //! which replays the inputs under `fuzz/regressions/text/`.
 
+include!("reparse.rs");
+
 use ferrocache::protocol::{text, Limits, Parsed};
 
 /// What a connection did with one parse result.
@@ -25,26 +27,6 @@ enum Step {
 
 /// Bytes a client might send right after a request.
 const TAILS: [&[u8]; 3] = [b"get k\r\n", b"\r\n\r\n", b"\xff garbage"];
-
-/// A request parsed from the front of `buf` must come out the same from
-/// its own bytes alone and with any bytes appended after it.
-fn check_request(buf: &[u8], consumed: usize, limits: &Limits) {
-    let whole = text::parse(buf, limits);
-    let frame = &buf[..consumed];
-    assert_eq!(
-        text::parse(frame, limits),
-        whole,
-        "re-parse of exactly the frame"
-    );
-    for tail in TAILS {
-        let longer = [frame, tail].concat();
-        assert_eq!(
-            text::parse(&longer, limits),
-            whole,
-            "re-parse with {tail:?} appended"
-        );
-    }
-}
 
 fn serve(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
     let mut buf = Vec::new();
@@ -65,7 +47,7 @@ fn serve(chunks: &[&[u8]], limits: &Limits) -> Vec<Step> {
                 }
                 Parsed::Request { consumed, .. } => {
                     assert!(consumed > 0 && consumed <= buf.len());
-                    check_request(&buf, consumed, limits);
+                    check_reparse!(|b| text::parse(b, limits), &buf, consumed, TAILS);
                     steps.push(Step::Request(consumed));
                     buf.drain(..consumed);
                 }
