@@ -26,6 +26,12 @@ pub const SCRAM_PREFIX: &str = "$scram$";
 /// PBKDF2 iterations for new salted entries (RFC 7677 recommends 4096 at
 /// least).
 pub const DEFAULT_ITERATIONS: u32 = 4096;
+/// Most PBKDF2 iterations a salted entry may ask for. A PLAIN or text login
+/// against a salted entry costs the server one derivation, before the
+/// client has proved anything, so an absurd count in the file would let any
+/// client tie up a worker for minutes per attempt. A million (above current
+/// recommendations for PBKDF2-SHA-256) costs well under a second.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
 /// Longest user name or secret accepted from the file.
 const MAX_FIELD: usize = 1024;
 
@@ -159,11 +165,17 @@ impl UserDb {
                 return Err(format!("line {}: empty or overlong user or secret", i + 1));
             }
             let entry = match secret.strip_prefix(SCRAM_PREFIX) {
-                Some(spec) => Entry {
-                    plain: None,
-                    scram: parse_scram(spec)
-                        .ok_or_else(|| format!("line {}: malformed salted entry", i + 1))?,
-                },
+                Some(spec) => {
+                    let scram = parse_scram(spec)
+                        .ok_or_else(|| format!("line {}: malformed salted entry", i + 1))?;
+                    if scram.iterations > MAX_ITERATIONS {
+                        return Err(format!(
+                            "line {}: more than {MAX_ITERATIONS} iterations",
+                            i + 1
+                        ));
+                    }
+                    Entry { plain: None, scram }
+                }
                 None => Entry {
                     plain: Some(secret.as_bytes().to_vec()),
                     scram: derive(secret.as_bytes(), DEFAULT_ITERATIONS, random_salt()),
@@ -230,6 +242,11 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_errors() {
+        let too_many = hash_entry("u", b"pw", 2).replacen("$2$", "$1000001$", 1);
+        let err = UserDb::parse(&too_many).err().unwrap();
+        assert!(err.contains("more than 1000000 iterations"), "{err}");
+        let at_cap = hash_entry("u", b"pw", 2).replacen("$2$", "$1000000$", 1);
+        assert!(UserDb::parse(&at_cap).is_ok());
         assert!(UserDb::parse("nocolon\n").is_err());
         assert!(UserDb::parse(":pw\n").is_err());
         assert!(UserDb::parse("u:$scram$x$y\n").is_err());

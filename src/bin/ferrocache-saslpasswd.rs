@@ -11,10 +11,13 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use ferrocache::auth::db::{hash_entry, DEFAULT_ITERATIONS};
+use ferrocache::auth::db::{hash_entry, DEFAULT_ITERATIONS, MAX_ITERATIONS};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: ferrocache-saslpasswd [-i ITERATIONS] [-f FILE] USER  (password on stdin)");
+    eprintln!(
+        "usage: ferrocache-saslpasswd [-i ITERATIONS (1..={MAX_ITERATIONS})] [-f FILE] USER  \
+         (password on stdin)"
+    );
     ExitCode::from(64)
 }
 
@@ -26,7 +29,7 @@ fn main() -> ExitCode {
     while let Some(a) = args.next() {
         match a.as_str() {
             "-i" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(n) if n > 0 => iterations = n,
+                Some(n) if n > 0 && n <= MAX_ITERATIONS => iterations = n,
                 _ => return usage(),
             },
             "-f" => match args.next() {
