@@ -305,9 +305,11 @@ fn random_session(mut seed: u64, n: usize) -> Vec<Vec<u8>> {
         (seed % bound as u64) as usize
     };
     const KEYS: [&str; 6] = ["a", "b", "cnt", "Zm9v", "Zg==", "n"];
+    // Recache thresholds stay clear of the TTLs (30 s): `R30` on a fresh `T30` item wins or not
+    // depending on whether either server's clock ticked in between.
     const FLAGS: [&str; 40] = [
         "v", "k", "c", "f", "l", "s", "t", "q", "u", "b", "I", "P", "L", "O1", "Oabc", "T0", "T30",
-        "T-1", "N0", "N30", "R30", "R100", "C1", "C2", "C3", "F3", "J5", "D2", "MS", "ME", "MA",
+        "T-1", "N0", "N30", "R15", "R100", "C1", "C2", "C3", "F3", "J5", "D2", "MS", "ME", "MA",
         "MP", "MR", "MI", "MD", "M+", "M-", "Mx", "Zq", "T",
     ];
     (0..n)

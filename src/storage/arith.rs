@@ -3,8 +3,8 @@
 //! memcached parses with `strtoull` and then checks the character after the
 //! number: leading whitespace and a `+` sign are accepted, the number must
 //! be followed by whitespace, a NUL or the end of the value, it may not
-//! overflow, and a `-` sign is refused only when the result would look
-//! negative as a signed number. "5 abc" therefore counts as 5.
+//! overflow, and a `-` anywhere in the value is refused only when the result
+//! would look negative as a signed number. "5 abc" therefore counts as 5.
 
 #[inline]
 fn is_space(b: u8) -> bool {
@@ -36,8 +36,14 @@ pub(crate) fn parse_u64(v: &[u8]) -> Option<u64> {
         return None;
     }
     let value = if neg { n.wrapping_neg() } else { n };
-    if neg && (value as i64) < 0 {
-        return None;
+    // memcached looks for a `-` anywhere in the string when the result looks negative as a
+    // signed number. It then reads on past the value into the slab (docs/compat.md); we stop
+    // at the value's end, as its C string would if it were terminated.
+    if (value as i64) < 0 {
+        let text = v.split(|&b| b == 0).next().unwrap_or_default();
+        if memchr::memchr(b'-', text).is_some() {
+            return None;
+        }
     }
     Some(value)
 }
@@ -68,6 +74,9 @@ mod tests {
         assert_eq!(parse_u64(b" 5"), Some(5));
         assert_eq!(parse_u64(b"+5"), Some(5));
         assert_eq!(parse_u64(b"5\t"), Some(5));
+        assert_eq!(parse_u64(b"18446744073709551615 -"), None);
+        assert_eq!(parse_u64(b"18446744073709551615\0-"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"5 -"), Some(5));
         assert_eq!(parse_u64(b"0000000000000000000000001"), Some(1));
         assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(parse_u64(b"-0"), Some(0));
