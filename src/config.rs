@@ -166,6 +166,9 @@ pub struct FileConfig {
     pub slab_automove: Option<u8>,
     pub lru_crawler: Option<bool>,
     pub idle_timeout: Option<u32>,
+    pub auth_timeout: Option<u32>,
+    pub auth_fail_burst: Option<u32>,
+    pub auth_fail_rate: Option<u32>,
     pub protocol: Option<String>,
     pub enable_sasl: Option<bool>,
     pub sasl_db: Option<PathBuf>,
@@ -241,6 +244,11 @@ pub struct Settings {
     pub sasl_db: Option<PathBuf>,
     /// Text-protocol authentication file (`-Y`).
     pub auth_file: Option<PathBuf>,
+    /// Failed-authentication throttle (`-o auth_fail_burst`, `auth_fail_rate`).
+    pub auth_limits: crate::auth::guard::Limits,
+    /// Seconds a connection may stay unauthenticated when authentication is
+    /// on (`-o auth_timeout`); 0 = forever.
+    pub auth_timeout: u32,
     /// TLS (`-Z` and the `ssl_*` options).
     pub tls: TlsSettings,
     pub cluster: ClusterSettings,
@@ -331,6 +339,8 @@ impl Default for Settings {
             sasl: false,
             sasl_db: None,
             auth_file: None,
+            auth_limits: crate::auth::guard::Limits::default(),
+            auth_timeout: DEFAULT_AUTH_TIMEOUT,
             tls: TlsSettings {
                 min_version: 2,
                 ..TlsSettings::default()
@@ -365,6 +375,10 @@ fn parse_bool(key: &str, v: Option<&str>) -> Result<bool, String> {
         Some(other) => Err(format!("-o {key}: expected a boolean, got '{other}'")),
     }
 }
+
+/// Seconds an unauthenticated connection is kept when authentication is on.
+/// memcached keeps it forever; clients authenticate right after connecting.
+pub const DEFAULT_AUTH_TIMEOUT: u32 = 30;
 
 fn parse_num<T: std::str::FromStr>(key: &str, v: Option<&str>) -> Result<T, String> {
     let v = v.ok_or_else(|| format!("-o {key}: needs a value ({key}=N)"))?;
@@ -429,6 +443,9 @@ impl Args {
             slab_automove: None,
             lru_crawler: None,
             idle_timeout: None,
+            auth_timeout: None,
+            auth_fail_burst: None,
+            auth_fail_rate: None,
             cluster_file: self.cluster_file.clone(),
             join: self.join.clone(),
             cluster_host: self.cluster_host.clone(),
@@ -587,6 +604,15 @@ fn apply(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(v) = f.idle_timeout {
         s.idle_timeout = v;
+    }
+    if let Some(v) = f.auth_timeout {
+        s.auth_timeout = v;
+    }
+    if let Some(v) = f.auth_fail_burst {
+        s.auth_limits.burst = v;
+    }
+    if let Some(v) = f.auth_fail_rate {
+        s.auth_limits.per_min = v;
     }
     if let Some(b) = &f.protocol {
         s.protocol = Binding::parse(b)?;
@@ -796,6 +822,9 @@ fn apply_extended(s: &mut Settings, opts: &str) -> Result<(), String> {
             "lru_crawler" => s.cache.lru_crawler = parse_bool(key, value)?,
             "no_lru_crawler" => s.cache.lru_crawler = false,
             "idle_timeout" => s.idle_timeout = parse_num(key, value)?,
+            "auth_timeout" => s.auth_timeout = parse_num(key, value)?,
+            "auth_fail_burst" => s.auth_limits.burst = parse_num(key, value)?,
+            "auth_fail_rate" => s.auth_limits.per_min = parse_num(key, value)?,
             "ssl_chain_cert" => s.tls.chain_cert = Some(parse_path(key, value)?),
             "ssl_key" => s.tls.key = Some(parse_path(key, value)?),
             "ssl_ca_cert" => s.tls.ca_cert = Some(parse_path(key, value)?),
@@ -823,6 +852,19 @@ mod tests {
         full.extend_from_slice(argv);
         let args = Args::try_parse_from(full).map_err(|e| e.to_string())?;
         Settings::from_args(&args)
+    }
+
+    #[test]
+    fn authentication_limits() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.auth_timeout, DEFAULT_AUTH_TIMEOUT);
+        assert_eq!(s.auth_limits, crate::auth::guard::Limits::default());
+        let s = settings(&["-o", "auth_timeout=0,auth_fail_burst=0,auth_fail_rate=5"]).unwrap();
+        assert_eq!(s.auth_timeout, 0);
+        assert_eq!(s.auth_limits.burst, 0);
+        assert_eq!(s.auth_limits.per_min, 5);
+        assert!(settings(&["-o", "auth_fail_burst=-1"]).is_err());
+        assert!(settings(&["-o", "auth_timeout"]).is_err());
     }
 
     #[test]

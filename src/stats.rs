@@ -82,6 +82,7 @@ thread_stats!(
     store_no_memory,
     auth_cmds,
     auth_errors,
+    auth_throttled,
     bytes_read,
     bytes_written,
     conn_yields,

@@ -106,6 +106,13 @@ fn sasl_server(db: &Db) -> Server {
     Server::start(&["-S", "--sasl-db", &db.path()])
 }
 
+/// A SASL server without the failed-login throttle, for tests that fail on
+/// purpose more often than it allows (the throttle is tested in
+/// tests/security.rs).
+fn sasl_server_unthrottled(db: &Db) -> Server {
+    Server::start(&["-S", "--sasl-db", &db.path(), "-o", "auth_fail_burst=0"])
+}
+
 fn plain(c: &mut Conn, authzid: &str, user: &str, pass: &str) -> (u8, u16, Vec<u8>) {
     let msg = format!("{authzid}\0{user}\0{pass}");
     c.send(&req(AUTH, b"PLAIN", b"", msg.as_bytes(), 1));
@@ -247,7 +254,7 @@ fn authzid_must_match_the_user() {
 #[test]
 fn malformed_and_out_of_order_exchanges_are_refused() {
     let db = Db::new("alice:s3cret\n");
-    let s = sasl_server(&db);
+    let s = sasl_server_unthrottled(&db);
     let mut c = s.conn();
     // STEP without AUTH.
     c.roundtrip(
@@ -300,7 +307,7 @@ fn malformed_and_out_of_order_exchanges_are_refused() {
 #[test]
 fn thousands_of_failures_in_a_row() {
     let db = Db::new("alice:s3cret\n");
-    let s = sasl_server(&db);
+    let s = sasl_server_unthrottled(&db);
     let mut c = s.conn();
     let mut batch = Vec::new();
     for i in 0..3000u32 {

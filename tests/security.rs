@@ -807,3 +807,114 @@ fn unauthenticated_clients_cannot_make_the_server_buffer_values() {
     set.extend_from_slice(b"\r\n");
     c.roundtrip(&set, b"STORED\r\n");
 }
+
+// ------------------------------------------------------ guessing passwords
+
+/// The `auth_throttled` counter of a server, read over an authenticated
+/// text connection.
+fn throttled(s: &Server) -> String {
+    let mut t = s.conn();
+    t.roundtrip(login("alice", PASSWORD).as_bytes(), b"STORED\r\n");
+    t.stats("")["auth_throttled"].clone()
+}
+
+#[test]
+fn sasl_guessing_is_throttled_per_address() {
+    ferrocache_only!();
+    let d = Dir::new("throttle-sasl");
+    let f = d.write("users", &format!("alice:{PASSWORD}\n"));
+    let s = Server::start(&[
+        "-S",
+        "--sasl-db",
+        &f,
+        "-o",
+        "auth_fail_burst=3,auth_fail_rate=1",
+    ]);
+    let failure = |op| resp(op, 0x20, 7, b"Auth failure.");
+    let mut guesser = conn_from("127.0.0.2", s.addr());
+    for _ in 0..3 {
+        let got = ask(
+            &mut guesser,
+            &plain_auth("alice", WRONG, 7),
+            b"Auth failure.",
+        );
+        assert_eq!(got, failure(0x21));
+    }
+    // The budget is spent: even the right password is refused unchecked,
+    // with the same reply, on this connection and on a new one.
+    let got = ask(
+        &mut guesser,
+        &plain_auth("alice", PASSWORD, 7),
+        b"Auth failure.",
+    );
+    assert_eq!(got, failure(0x21));
+    let mut again = conn_from("127.0.0.2", s.addr());
+    let got = ask(
+        &mut again,
+        &plain_auth("alice", PASSWORD, 7),
+        b"Auth failure.",
+    );
+    assert_eq!(got, failure(0x21));
+    // Another address is not affected.
+    let mut other = conn_from("127.0.0.3", s.addr());
+    let got = ask(
+        &mut other,
+        &plain_auth("alice", PASSWORD, 7),
+        b"Authenticated",
+    );
+    assert_eq!(got, resp(0x21, 0, 7, b"Authenticated"));
+    assert_eq!(throttled(&s), "2");
+}
+
+#[test]
+fn text_guessing_is_throttled_per_address() {
+    ferrocache_only!();
+    let d = Dir::new("throttle-text");
+    let f = d.write("users", &format!("alice:{PASSWORD}\n"));
+    let s = Server::start(&["-Y", &f, "-o", "auth_fail_burst=2,auth_fail_rate=1"]);
+    let refused = b"CLIENT_ERROR authentication failure\r\n";
+    let mut guesser = conn_from("127.0.0.2", s.addr());
+    for pass in [WRONG, WRONG, PASSWORD] {
+        let got = ask(&mut guesser, login("alice", pass).as_bytes(), b"\r\n");
+        assert_eq!(got, refused, "{pass}");
+    }
+    assert_eq!(throttled(&s), "1");
+}
+
+#[test]
+fn a_successful_login_restores_the_budget() {
+    ferrocache_only!();
+    let d = Dir::new("throttle-reset");
+    let f = d.write("users", &format!("alice:{PASSWORD}\n"));
+    let s = Server::start(&["-Y", &f, "-o", "auth_fail_burst=2,auth_fail_rate=1"]);
+    let mut c = conn_from("127.0.0.2", s.addr());
+    let wrong = login("alice", WRONG);
+    let right = login("alice", PASSWORD);
+    let refused: &[u8] = b"CLIENT_ERROR authentication failure\r\n";
+    // One failure, a success, then two more failures that are still checked
+    // (the third attempt shows they were: the right password gets through).
+    assert_eq!(ask(&mut c, wrong.as_bytes(), b"\r\n"), refused);
+    assert_eq!(ask(&mut c, right.as_bytes(), b"\r\n"), b"STORED\r\n");
+    let mut d2 = conn_from("127.0.0.2", s.addr());
+    assert_eq!(ask(&mut d2, wrong.as_bytes(), b"\r\n"), refused);
+    assert_eq!(ask(&mut d2, right.as_bytes(), b"\r\n"), b"STORED\r\n");
+    assert_eq!(throttled(&s), "0");
+}
+
+#[test]
+fn unauthenticated_connections_close_after_auth_timeout() {
+    ferrocache_only!();
+    let d = Dir::new("auth-timeout");
+    let f = d.write("users", &format!("alice:{PASSWORD}\n"));
+    let s = Server::start(&["-Y", &f, "-o", "auth_timeout=1"]);
+    let mut authed = s.conn();
+    authed.roundtrip(login("alice", PASSWORD).as_bytes(), b"STORED\r\n");
+    let mut silent = s.conn();
+    let mut trickling = s.conn();
+    trickling.send(b"set a 0 0 1");
+    // Closed once the clock passes accept + 1 s (a one-second sweep).
+    silent.expect_closed();
+    trickling.expect_closed();
+    // The authenticated connection is still served.
+    authed.roundtrip(b"get nothing\r\n", b"END\r\n");
+}

@@ -38,6 +38,7 @@ fn auth() -> &'static Auth {
         Auth {
             sasl: Some(Sasl::new(Arc::new(db)).expect("SASL setup")),
             ascii: None,
+            guard: None,
         }
     })
 }

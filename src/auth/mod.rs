@@ -7,12 +7,14 @@
 //! following memcached), or logs secrets.
 
 pub mod db;
+pub mod guard;
 pub mod sasl;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use db::UserDb;
+pub use guard::FailureGuard;
 pub use sasl::{Sasl, SaslConn, Step};
 
 use crate::config::Settings;
@@ -26,6 +28,8 @@ pub struct Auth {
     pub sasl: Option<Sasl>,
     /// Text-protocol authentication users (`-Y`), when configured.
     pub ascii: Option<UserDb>,
+    /// Limits failed attempts per client address; `None` when turned off.
+    pub guard: Option<FailureGuard>,
 }
 
 impl Auth {
@@ -58,7 +62,8 @@ impl Auth {
         if sasl.is_none() && ascii.is_none() {
             return Ok(None);
         }
-        Ok(Some(Arc::new(Auth { sasl, ascii })))
+        let guard = FailureGuard::new(settings.auth_limits);
+        Ok(Some(Arc::new(Auth { sasl, ascii, guard })))
     }
 
     /// Checks text-protocol credentials (`user password` in the data block

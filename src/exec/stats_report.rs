@@ -111,6 +111,7 @@ fn general_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "store_no_memory", U64(t.store_no_memory));
     stat(out, "auth_cmds", U64(t.auth_cmds));
     stat(out, "auth_errors", U64(t.auth_errors));
+    stat(out, "auth_throttled", U64(t.auth_throttled));
     if let Some(tls) = &state.tls {
         stat(
             out,

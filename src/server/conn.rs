@@ -182,6 +182,8 @@ pub struct Conn {
     /// When the last request was parsed (initially: accepted); shared with
     /// the `stats conns` table.
     last_cmd: Arc<AtomicU32>,
+    /// When the connection was accepted.
+    accepted: RelTime,
     codec: Codec,
     /// Passed SASL or text authentication (only consulted when the server
     /// requires it).
@@ -261,6 +263,7 @@ impl Conn {
             closing: false,
             eof: false,
             hangup: false,
+            accepted: last_cmd.load(Ordering::Relaxed),
             last_cmd,
             codec: Codec::Undecided,
             authenticated: false,
@@ -856,6 +859,13 @@ impl Conn {
             sink.reply.error(status, sink.out);
             return;
         };
+        if matches!(request, Request::SaslAuth { .. }) && !self.auth_admitted(cx) {
+            cx.stats.auth_cmds.incr();
+            cx.stats.auth_errors.incr();
+            self.sasl = None;
+            sink.reply.error(Status::AuthError, sink.out);
+            return;
+        }
         let state = self.sasl.get_or_insert_with(Default::default);
         let step = match *request {
             Request::SaslAuth { mech, data } => state.start(sasl, mech, data),
@@ -886,6 +896,7 @@ impl Conn {
                     );
                 }
                 self.authenticated = true;
+                self.auth_outcome(cx, true);
                 self.sasl = None;
                 let data: &[u8] = if data.is_empty() {
                     b"Authenticated"
@@ -896,6 +907,7 @@ impl Conn {
             }
             Step::Failed => {
                 cx.stats.auth_errors.incr();
+                self.auth_outcome(cx, false);
                 self.log_auth_failure(cx, "SASL");
                 sink.reply.error(Status::AuthError, sink.out);
             }
@@ -922,13 +934,19 @@ impl Conn {
         cx.stats.auth_cmds.incr();
         let reply = if !value.contains(&b' ') {
             cx.stats.auth_errors.incr();
+            self.auth_outcome(cx, false);
             self.log_auth_failure(cx, "text");
             Response::Line("CLIENT_ERROR bad authentication token format")
+        } else if !self.auth_admitted(cx) {
+            cx.stats.auth_errors.incr();
+            Response::ClientError(ClientError::AuthenticationFailure)
         } else if auth.verify_text(value) {
             self.authenticated = true;
+            self.auth_outcome(cx, true);
             Response::Stored
         } else {
             cx.stats.auth_errors.incr();
+            self.auth_outcome(cx, false);
             self.log_auth_failure(cx, "text");
             Response::ClientError(ClientError::AuthenticationFailure)
         };
@@ -936,6 +954,42 @@ impl Conn {
             text::encode(&reply, out);
         }
         false
+    }
+
+    /// Whether the failed-authentication throttle lets this connection's
+    /// address make an attempt now. A refusal is counted and logged here;
+    /// the caller answers it like a wrong password.
+    fn auth_admitted(&self, cx: &Context<'_>) -> bool {
+        let Some(guard) = cx.state.auth.as_ref().and_then(|a| a.guard.as_ref()) else {
+            return true;
+        };
+        let Some(ip) = cx.state.conn_peer(self.id) else {
+            return true;
+        };
+        if guard.admit(ip, std::time::Instant::now()) {
+            return true;
+        }
+        cx.stats.auth_throttled.incr();
+        cx.state.log(
+            1,
+            format_args!("<{} authentication throttled for {ip}", self.id),
+        );
+        false
+    }
+
+    /// Feeds a checked attempt's outcome to the throttle.
+    fn auth_outcome(&self, cx: &Context<'_>, ok: bool) {
+        let Some(guard) = cx.state.auth.as_ref().and_then(|a| a.guard.as_ref()) else {
+            return;
+        };
+        let Some(ip) = cx.state.conn_peer(self.id) else {
+            return;
+        };
+        if ok {
+            guard.succeeded(ip);
+        } else {
+            guard.failed(ip, std::time::Instant::now());
+        }
     }
 
     /// Logs a failed authentication with `-v`: the client's address only,
@@ -1024,6 +1078,16 @@ impl Conn {
     /// client trickling a line that never ends is idle.
     pub fn last_request(&self) -> RelTime {
         self.last_cmd.load(Ordering::Relaxed)
+    }
+
+    /// When the connection was accepted.
+    pub fn accepted(&self) -> RelTime {
+        self.accepted
+    }
+
+    /// Has passed SASL or text authentication.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
     }
 
     pub fn has_output(&self) -> bool {

@@ -195,16 +195,30 @@ impl Worker {
             .fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Closes connections idle past `-o idle_timeout` and, when
+    /// authentication is on, those still unauthenticated past
+    /// `-o auth_timeout`.
     fn close_idle(&mut self) {
         let limit = self.state.settings.idle_timeout;
-        if limit == 0 {
+        let auth_limit = match self.state.auth {
+            Some(_) => self.state.settings.auth_timeout,
+            None => 0,
+        };
+        if limit == 0 && auth_limit == 0 {
             return;
         }
         let now = self.state.clock.now();
+        let expired = |c: &Conn| {
+            let idle = limit > 0 && now.saturating_sub(c.last_request()) > limit;
+            let unauthenticated = auth_limit > 0
+                && !c.is_authenticated()
+                && now.saturating_sub(c.accepted()) > auth_limit;
+            (idle || unauthenticated) && !c.has_output()
+        };
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.saturating_sub(c.last_request()) > limit && !c.has_output())
+            .filter(|(_, c)| expired(c))
             .map(|(k, _)| k)
             .collect();
         for key in idle {
