@@ -44,7 +44,8 @@ pub struct Item {
 pub struct MultiGet {
     /// Found items by key. Missing keys are absent.
     pub items: HashMap<Vec<u8>, Item>,
-    /// Nodes that could not answer, with the keys they own.
+    /// Nodes that failed, with their keys left unanswered. A key whose value arrived before
+    /// its node failed is in `items`, not here.
     pub failed: Vec<NodeFailure>,
 }
 
@@ -53,7 +54,7 @@ pub struct MultiGet {
 pub struct NodeFailure {
     /// `host:port` of the node.
     pub node: String,
-    /// The keys it owns in this request.
+    /// The keys it owns in this request that it did not answer (neither a value nor a miss).
     pub keys: Vec<Vec<u8>>,
     /// What went wrong.
     pub error: Error,
@@ -670,12 +671,16 @@ impl Client {
             let mut store = |key: &[u8], item| {
                 items.insert(key.to_vec(), item);
             };
+            // Keys whose batch was answered in full: a miss among them is a real miss.
+            let mut settled = 0;
+            let mut reading = keys.len().min(MULTI_GET_BATCH);
             let outcome = batches
                 .into_iter()
                 .try_for_each(|next| {
                     let next_ends = send_multi_get(&mut conn, next)?;
                     codec::read_multi_get(&mut conn, ends, &mut store)?;
-                    ends = next_ends;
+                    settled += reading;
+                    (ends, reading) = (next_ends, next.len());
                     Ok(())
                 })
                 .and_then(|()| codec::read_multi_get(&mut conn, ends, &mut store));
@@ -686,7 +691,14 @@ impl Client {
                 }
                 Err(error) => {
                     drop(conn);
-                    self.multi_failure(&mut result, node, keys, error);
+                    // Values that arrived before the failure are good; only the keys still
+                    // unanswered are reported as failed.
+                    let unanswered: Vec<&[u8]> = keys[settled..]
+                        .iter()
+                        .copied()
+                        .filter(|k| !result.items.contains_key(*k))
+                        .collect();
+                    self.multi_failure(&mut result, node, &unanswered, error);
                 }
             }
         }
@@ -696,6 +708,9 @@ impl Client {
     fn multi_failure(&self, result: &mut MultiGet, node: &Node, keys: &[&[u8]], error: Error) {
         if error.is_node_failure() {
             self.inner.node_failed(node);
+        }
+        if keys.is_empty() {
+            return;
         }
         result.failed.push(NodeFailure {
             node: node.name().to_owned(),
