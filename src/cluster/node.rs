@@ -60,25 +60,32 @@ impl NodeEntry {
         if host.len() > HOST_MAX_LENGTH || !host.bytes().all(valid_host_byte) {
             return Err(NodeError::BadHost(token.to_string()));
         }
-        if !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
-            return Err(NodeError::BadIp(token.to_string()));
-        }
+        // One text per address, so that `2001:DB8::1` and `2001:db8:0::1` are
+        // the same node and clients see the usual spelling.
+        let ip = match ip {
+            "" => String::new(),
+            text => match text.parse::<IpAddr>() {
+                Ok(addr) => addr.to_string(),
+                Err(_) => return Err(NodeError::BadIp(token.to_string())),
+            },
+        };
         let port = match port.parse::<u16>() {
             Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
             _ => return Err(NodeError::BadPort(token.to_string())),
         };
         Ok(NodeEntry {
             host: host.to_string(),
-            ip: ip.to_string(),
+            ip,
             port,
         })
     }
 
     pub fn endpoint(&self) -> Endpoint {
-        let addr = if self.ip.is_empty() {
-            self.host.to_ascii_lowercase()
-        } else {
-            self.ip.clone()
+        // An IPv4-mapped IPv6 address reaches the same socket as the IPv4 one.
+        let addr = match self.ip.parse::<IpAddr>() {
+            Ok(ip) => ip.to_canonical().to_string(),
+            Err(_) if self.ip.is_empty() => self.host.to_ascii_lowercase(),
+            Err(_) => self.ip.clone(),
         };
         Endpoint {
             addr,
@@ -192,6 +199,24 @@ mod tests {
             s,
             ["a|1.1.1.1|1", "a|1.1.1.1|2", "a|2.2.2.2|1", "b|1.1.1.1|3"]
         );
+    }
+
+    #[test]
+    fn ip_addresses_are_spelled_one_way() {
+        assert_eq!(
+            NodeEntry::parse("h|2001:DB8:0:0::1|7"),
+            Ok(n("h", "2001:db8::1", 7))
+        );
+        assert_eq!(NodeEntry::parse("h|0:0::1|7"), Ok(n("h", "::1", 7)));
+        assert!(matches!(
+            parse_list("a|2001:db8::1|1 b|2001:DB8:0::1|1"),
+            Err(ListError::Duplicate(_))
+        ));
+        assert!(matches!(
+            parse_list("a|10.0.0.1|1 b|::ffff:10.0.0.1|1"),
+            Err(ListError::Duplicate(_))
+        ));
+        assert!(parse_list("a|10.0.0.1|1 b|10.0.0.1|2").is_ok());
     }
 
     #[test]
