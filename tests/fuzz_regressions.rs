@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Conn, Server};
+use ferrocache::cluster::state::VERSION_MAX;
 
 #[path = "../fuzz/checks/binary.rs"]
 mod binary;
@@ -110,11 +111,31 @@ fn published(c: &mut Conn) -> (u64, String) {
     (version.parse().unwrap(), nodes.to_string())
 }
 
+/// Sends `cluster sync` with `state`; returns the reply's first line and,
+/// when the sync was accepted, the replica the server answered with.
+fn sync(c: &mut Conn, state: &str) -> (String, Option<ferrocache::cluster::state::Replica>) {
+    c.send(format!("cluster sync {}\r\n{state}\r\n", state.len()).as_bytes());
+    let header = String::from_utf8(c.read_line()).unwrap();
+    let Some(len) = header
+        .strip_prefix("CLUSTER ")
+        .and_then(|l| l.trim_end().parse::<usize>().ok())
+    else {
+        return (header, None);
+    };
+    let reply = c.read_exact_n(len);
+    c.expect(b"\r\nEND\r\n");
+    (
+        header,
+        Some(ferrocache::cluster::wire::decode(&reply).unwrap()),
+    )
+}
+
 /// `cluster sync` carrying numbers at the top of `u64` (the `cluster`
 /// target's find): merging them overflowed, which panicked the worker in
 /// debug builds and, in release builds, wrapped the next version around to
-/// a small one that every client would ignore. Loopback may administer by
-/// default, so this connection counts as a known peer.
+/// a small one that every client would ignore. Numbers above 2^53 − 1 are
+/// now refused, and at that ceiling versions saturate. Loopback may
+/// administer by default, so this connection counts as a known peer.
 #[test]
 fn cluster_sync_with_numbers_at_the_top_of_u64() {
     ferrocache_only!();
@@ -123,26 +144,24 @@ fn cluster_sync_with_numbers_at_the_top_of_u64() {
     c.set_timeout(Duration::from_secs(10));
     let (v1, me) = published(&mut c);
     assert_eq!(v1, 1);
-    let max = u64::MAX;
     let other = "other|127.0.0.9|1";
-    let state = format!(
-        "ferrocache-cluster 1\npublished 1 {me}\nbase 5 {me} {other}\nmax {max}\n\
-         node {max} 0 {max} 1 0 {me}\n"
-    );
-    c.send(format!("cluster sync {}\r\n{state}\r\n", state.len()).as_bytes());
-    let header = String::from_utf8(c.read_line()).unwrap();
-    let len: usize = header
-        .strip_prefix("CLUSTER ")
-        .and_then(|l| l.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected reply {header:?}"));
-    let reply = c.read_exact_n(len);
-    c.expect(b"\r\nEND\r\n");
-    let theirs = ferrocache::cluster::wire::decode(&reply).unwrap();
-    // The new list is published at a version above everything seen: the
-    // ceiling, not a wrapped-around small number.
-    assert_eq!(theirs.published.version, max);
+    let state = |max: u64| {
+        format!(
+            "ferrocache-cluster 1\npublished 1 {me}\nbase 5 {me} {other}\nmax {max}\n\
+             node {max} 0 {max} 1 0 {me}\n"
+        )
+    };
+    let (header, _) = sync(&mut c, &state(u64::MAX));
+    assert_eq!(header, "CLIENT_ERROR cluster state line 4: bad number\r\n");
+    assert_eq!(published(&mut c), (1, me.clone()));
+    let (header, _) = sync(&mut c, &state(VERSION_MAX + 1));
+    assert_eq!(header, "CLIENT_ERROR cluster state line 4: bad number\r\n");
+    // At the ceiling itself the new list is published at the ceiling: not
+    // above it (peers would refuse it), not a wrapped-around small number.
+    let (_, theirs) = sync(&mut c, &state(VERSION_MAX));
+    assert_eq!(theirs.unwrap().published.version, VERSION_MAX);
     let (version, nodes) = published(&mut c);
-    assert_eq!(version, max);
+    assert_eq!(version, VERSION_MAX);
     let mut got: Vec<&str> = nodes.split(' ').collect();
     got.sort();
     let mut want = [me.as_str(), other];
@@ -150,6 +169,29 @@ fn cluster_sync_with_numbers_at_the_top_of_u64() {
     assert_eq!(got, want);
     // The connection and the server carry on.
     c.roundtrip(b"version\r\n", b"VERSION ");
+}
+
+/// `config set cluster` with a version above 2^53 − 1 is refused.
+#[test]
+fn config_set_refuses_versions_clients_cannot_compare() {
+    ferrocache_only!();
+    let server = Server::start(&[]);
+    let mut c = server.conn();
+    let (_, me) = published(&mut c);
+    for version in [VERSION_MAX + 1, u64::MAX] {
+        let payload = format!("{version}\n{me}\n");
+        c.roundtrip(
+            format!("config set cluster 0 {}\r\n{payload}\r\n", payload.len()).as_bytes(),
+            b"CLIENT_ERROR bad cluster configuration: version must be a positive integer up to \
+              9007199254740991\r\n",
+        );
+    }
+    let payload = format!("{VERSION_MAX}\n{me}\n");
+    c.roundtrip(
+        format!("config set cluster 0 {}\r\n{payload}\r\n", payload.len()).as_bytes(),
+        b"STORED\r\n",
+    );
+    assert_eq!(published(&mut c), (VERSION_MAX, me));
 }
 
 /// A binary request frame: `op`, key, value, no extras.

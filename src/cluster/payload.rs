@@ -9,6 +9,7 @@
 //! sends with `config set cluster`. Both are pure and fuzzable.
 
 use super::node::{parse_list, ListError, NodeEntry};
+use super::state::VERSION_MAX;
 
 /// Renders the payload: version line, nodes separated by single spaces, and
 /// the mandatory trailing `\n` (some clients hang without it).
@@ -31,7 +32,7 @@ pub enum PayloadError {
     NotText,
     #[error("payload must be '<version>\\n<nodes>\\n'")]
     Shape,
-    #[error("version must be a positive integer")]
+    #[error("version must be a positive integer up to 9007199254740991")]
     BadVersion,
     #[error(transparent)]
     List(#[from] ListError),
@@ -51,7 +52,7 @@ pub fn parse(payload: &[u8]) -> Result<(u64, Vec<NodeEntry>), PayloadError> {
         return Err(PayloadError::Shape);
     }
     let version = match version.parse::<u64>() {
-        Ok(v) if v > 0 && version.bytes().all(|b| b.is_ascii_digit()) => v,
+        Ok(v) if (1..=VERSION_MAX).contains(&v) && version.bytes().all(|b| b.is_ascii_digit()) => v,
         _ => return Err(PayloadError::BadVersion),
     };
     Ok((version, parse_list(nodes)?))

@@ -31,6 +31,14 @@ use std::time::{Duration, Instant};
 
 use super::node::{Endpoint, NodeEntry};
 
+/// Largest version, stamp, epoch or count a peer, a saved state or an
+/// administrator may give (2^53 − 1). Auto-discovery clients written in
+/// JavaScript read the version as a double, which is exact only up to here,
+/// and a version at `u64::MAX` would leave no newer one to publish: one bad
+/// peer could freeze every client's view of the cluster. No cluster mints
+/// anywhere near this many versions.
+pub const VERSION_MAX: u64 = (1 << 53) - 1;
+
 /// Size of the version space partition: a minted version `v` belongs to the
 /// node whose slot is `v % SLOTS`.
 pub const SLOTS: u64 = 1000;
@@ -40,12 +48,20 @@ pub const SLOTS: u64 = 1000;
 pub const FORGET_AFTER_MIN: Duration = Duration::from_secs(600);
 
 /// The smallest version above `above` that belongs to `slot`. Saturates at
-/// `u64::MAX`: `above` may come from a peer or an administrator, and no
-/// input may wrap a version around to a small one (or panic).
+/// [`VERSION_MAX`]: `above` may come from a peer or an administrator, and
+/// no input may wrap a version around to a small one (or panic), nor mint
+/// one that peers would refuse.
 pub fn mint(above: u64, slot: u16) -> u64 {
     let next = above.saturating_add(1);
     let slot = u64::from(slot) % SLOTS;
     next.saturating_add((slot + SLOTS - next % SLOTS) % SLOTS)
+        .min(VERSION_MAX)
+}
+
+/// The incarnation after `epoch`, which may be a peer's number: saturates
+/// at [`VERSION_MAX`] like versions.
+fn next_epoch(epoch: u64) -> u64 {
+    epoch.saturating_add(1).min(VERSION_MAX)
 }
 
 /// FNV-1a of the endpoint, the first choice of slot for a node.
@@ -528,7 +544,7 @@ impl State {
                 }
                 if rec.epoch > mine.epoch || (rec.epoch == mine.epoch && rec.left && !mine.left) {
                     // Saturating: the epoch is a peer's number.
-                    self.my_record().epoch = rec.epoch.saturating_add(1);
+                    self.my_record().epoch = next_epoch(rec.epoch);
                     refute = true;
                 }
                 continue;
@@ -555,7 +571,7 @@ impl State {
             // the old record. Versions minted from now on are above
             // everything seen, so the old slot's past versions stay unique.
             let me = self.my_record();
-            me.epoch = me.epoch.saturating_add(1);
+            me.epoch = next_epoch(me.epoch);
             self.choose_slot();
         }
         if !self.booted {
@@ -615,6 +631,9 @@ mod tests {
                 assert!(v > above && v - above <= SLOTS && v % SLOTS == u64::from(slot));
             }
         }
+        assert_eq!(mint(VERSION_MAX - 1, 0), VERSION_MAX);
+        assert_eq!(mint(VERSION_MAX, 3), VERSION_MAX);
+        assert_eq!(mint(u64::MAX, 3), VERSION_MAX);
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub fn decode(bytes: &[u8]) -> Result<Replica, WireError> {
     for (no, line) in lines {
         let mut f = line.split(' ');
         let num = |s: Option<&str>| -> Result<u64, WireError> {
-            s.and_then(|s| s.parse().ok()).ok_or(err(no, "bad number"))
+            s.and_then(|s| s.parse().ok())
+                .filter(|n| *n <= super::state::VERSION_MAX)
+                .ok_or(err(no, "bad number"))
         };
         let nodes = |f: std::str::Split<'_, char>| -> Result<Vec<NodeEntry>, WireError> {
             f.map(|t| NodeEntry::parse(t).map_err(|_| err(no, "bad node")))
