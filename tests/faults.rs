@@ -568,3 +568,37 @@ fn sigterm_finishes_a_multiget_in_progress() {
         "exit status {status:?}"
     );
 }
+
+/// SIGTERM while single-key gets wait in the server's input behind a full output queue (the
+/// client reads slowly): every request the server had read is answered, then EOF.
+#[test]
+fn sigterm_answers_every_request_already_read() {
+    ferrocache_only!();
+    const VAL: usize = 256 * 1024;
+    const GETS: usize = 24; // 6 MiB of replies for 264 bytes of requests
+    let mut s = Server::start(&["-t", "1"]);
+    let val: Vec<u8> = (0..VAL).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut setup = s.conn();
+    setup.send(&store_cmd("set", "big", 0, 0, &val, ""));
+    setup.expect(b"STORED\r\n");
+    drop(setup);
+    let mut c = Conn::connect_small_rcvbuf(s.addr(), 16 * 1024);
+    // One write: the server reads every request at once, answers the first ones and stops
+    // parsing while their replies are queued.
+    c.send(&b"get big\r\n".repeat(GETS));
+    c.expect(format!("VALUE big 0 {VAL}\r\n").as_bytes());
+    assert!(c.read_exact_n(VAL) == val);
+    c.expect(b"\r\nEND\r\n");
+    s.signal(libc::SIGTERM);
+    for i in 1..GETS {
+        c.expect(format!("VALUE big 0 {VAL}\r\n").as_bytes());
+        assert!(c.read_exact_n(VAL) == val, "reply {i} corrupted");
+        c.expect(b"\r\nEND\r\n");
+    }
+    c.expect_closed();
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "exit status {status:?}"
+    );
+}

@@ -48,6 +48,10 @@ use crate::server::tls;
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
 /// Own buffers larger than this are released when they empty.
 const KEEP_CAPACITY: usize = 16 * 1024;
+/// Requests answered per connection and turn while shutting down, so that
+/// one connection's backlog does not delay the others' flushing.
+const SHUTDOWN_REQUESTS_PER_TURN: usize = 16;
+
 /// Unprocessed input an unauthenticated connection may hold. A credential
 /// exchange is far smaller (user names and secrets are at most 1024 bytes
 /// each); without this bound a client that never authenticates could make
@@ -1012,9 +1016,10 @@ impl Conn {
     /// acknowledged everything sent. Closing earlier, with unread input,
     /// would reset the connection and throw away replies still in flight.
     ///
-    /// A multi-key read paused for its output to drain is finished first
-    /// (as the output drains), so its reply is not cut short; requests after
-    /// it are not served.
+    /// Requests already read are answered first (as the output drains): a
+    /// multi-key read paused for its output is finished, so its reply is not
+    /// cut short, and the complete requests behind it are served. An
+    /// incomplete request is dropped, and nothing more is read.
     pub fn flush_on_shutdown(
         &mut self,
         scratch: &mut Scratch,
@@ -1026,19 +1031,26 @@ impl Conn {
             Ok(false) => return false,
             Err(_) => return true,
         }
-        if self.resume != 0 && !self.write_shut {
-            // Serve the paused request, and only it, one more stretch.
+        if !self.write_shut && !self.closing && !self.rbuf.is_empty() {
+            // Answer what was already read, a stretch at a time: the paused
+            // request and the complete requests queued behind it. What is
+            // still in the socket is not read.
             let rbuf = std::mem::take(&mut self.rbuf);
-            let mut budget = 1;
+            let mut budget = SHUTDOWN_REQUESTS_PER_TURN;
             let res = self.process_into_output(&rbuf, scratch, cx, limits, &mut budget);
             self.rbuf = rbuf;
             match res {
+                Ok((0, Stop::NeedInput)) => {
+                    // An incomplete request: it can no longer complete.
+                    self.rbuf.clear();
+                    self.swallow = 0;
+                }
                 Ok((consumed, _)) => {
                     self.rbuf.drain(..consumed);
+                    return false;
                 }
                 Err(_) => return true,
             }
-            return false;
         }
         if !self.write_shut {
             if let Some(t) = &mut self.tls {
