@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use ferrocache::config::{Args, Settings};
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         }
     };
     let state = server.state().clone();
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ferrocache: cannot install signal handlers: {e}");
@@ -59,8 +59,13 @@ fn main() -> ExitCode {
     }
     let handle = signals.handle();
     let watcher = std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            state.request_shutdown(ShutdownCause::Signal);
+        for signal in signals.forever() {
+            if signal == SIGHUP {
+                state.reload();
+            } else {
+                state.request_shutdown(ShutdownCause::Signal);
+                return;
+            }
         }
     });
 

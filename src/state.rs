@@ -136,4 +136,28 @@ impl ServerState {
             eprintln!("{msg}");
         }
     }
+
+    /// `SIGHUP`: reads the user databases and the TLS certificates again.
+    /// Whatever fails to load keeps its current version; the outcome is
+    /// always logged (counts and file errors, never credentials).
+    pub fn reload(&self) {
+        if let Some(auth) = &self.auth {
+            match auth.reload() {
+                Ok(summary) => self.log(0, format_args!("reloaded {summary}")),
+                Err(e) => self.log(
+                    0,
+                    format_args!("reload failed, the current users stay: {e}"),
+                ),
+            }
+        }
+        if let Some(tls) = &self.tls {
+            match tls.refresh(self.clock.now()) {
+                Ok(()) => self.log(0, format_args!("reloaded TLS certificates")),
+                Err(e) => self.log(
+                    0,
+                    format_args!("reload failed, the current certificates stay: {e}"),
+                ),
+            }
+        }
+    }
 }

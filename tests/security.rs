@@ -918,3 +918,86 @@ fn unauthenticated_connections_close_after_auth_timeout() {
     // The authenticated connection is still served.
     authed.roundtrip(b"get nothing\r\n", b"END\r\n");
 }
+
+// ------------------------------------------------------ changing passwords
+
+/// Waits until the server's stderr has one more line containing `what`
+/// than `before` lines did.
+fn wait_log(s: &Server, what: &str, before: usize) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let err = s.stderr();
+        if err.matches(what).count() > before {
+            return err;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no '{what}' in the log:\n{err}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn sighup_reloads_the_sasl_database_without_a_restart() {
+    ferrocache_only!();
+    const NEW: &str = "Lemur-Kettle-17";
+    let d = Dir::new("reload-sasl");
+    let f = d.write("users", &format!("alice:{PASSWORD}\n"));
+    let s = Server::start(&["-S", "--sasl-db", &f]);
+    let mut kept = s.conn();
+    kept.send(&plain_auth("alice", PASSWORD, 1));
+    kept.expect(&resp(0x21, 0, 1, b"Authenticated"));
+    kept.send(&req(0x0a, b"", b"", b"", 2));
+    kept.expect(&resp(0x0a, 0, 2, b""));
+
+    d.write("users", &format!("alice:{NEW}\nbob:{PASSWORD}\n"));
+    s.signal(libc::SIGHUP);
+    let log = wait_log(&s, "reloaded SASL database: 2 users", 0);
+    assert!(!log.contains(NEW) && !log.contains("bob"), "{log}");
+    let mut c = s.conn();
+    c.send(&plain_auth("alice", PASSWORD, 3));
+    c.expect(&resp(0x21, 0x20, 3, b"Auth failure."));
+    c.send(&plain_auth("alice", NEW, 4));
+    c.expect(&resp(0x21, 0, 4, b"Authenticated"));
+    // The connection authenticated before the reload is still served.
+    kept.send(&req(0x0a, b"", b"", b"", 5));
+    kept.expect(&resp(0x0a, 0, 5, b""));
+
+    // A malformed file changes nothing and is not echoed.
+    d.write("users", &format!("alice {PASSWORD}\n"));
+    s.signal(libc::SIGHUP);
+    let log = wait_log(&s, "reload failed, the current users stay", 0);
+    assert!(log.contains("line 1"), "{log}");
+    assert!(!log.contains(&format!("alice {PASSWORD}")), "{log}");
+    let mut c = s.conn();
+    c.send(&plain_auth("alice", NEW, 6));
+    c.expect(&resp(0x21, 0, 6, b"Authenticated"));
+}
+
+#[test]
+fn sighup_reloads_the_text_auth_file_like_memcached() {
+    ferrocache_only!();
+    const NEW: &str = "Lemur-Kettle-17";
+    let d = Dir::new("reload-ascii");
+    let f = d.write("users", &format!("alice:{PASSWORD}\n"));
+    let s = Server::start(&["-Y", &f]);
+    let mut c = s.conn();
+    c.roundtrip(login("alice", PASSWORD).as_bytes(), b"STORED\r\n");
+    d.write("users", &format!("alice:{NEW}\n"));
+    s.signal(libc::SIGHUP);
+    wait_log(&s, "reloaded -Y file: 1 users", 0);
+    let mut c = s.conn();
+    c.roundtrip(
+        login("alice", PASSWORD).as_bytes(),
+        b"CLIENT_ERROR authentication failure\r\n",
+    );
+    c.roundtrip(login("alice", NEW).as_bytes(), b"STORED\r\n");
+    // More than memcached's 8 entries: refused, the current file stays.
+    let many: String = (0..9).map(|i| format!("u{i}:{NEW}\n")).collect();
+    d.write("users", &many);
+    s.signal(libc::SIGHUP);
+    wait_log(&s, "at most 8 entries", 0);
+    let mut c = s.conn();
+    c.roundtrip(login("alice", NEW).as_bytes(), b"STORED\r\n");
+}

@@ -531,3 +531,30 @@ fn openssl_s_client_with_and_without_a_client_certificate() {
     assert!(!refused.contains("VERSION"), "{refused}");
     let _ = Path::new(&ca);
 }
+
+#[test]
+fn sighup_reloads_the_certificates() {
+    let pki = Pki::new();
+    let ca1 = pki.server();
+    let s = Server::start_ferrocache(&["-l", "127.0.0.1", "-Z", "-o", &pki.ssl_opts()], 1);
+    let cfg1 = client_config(&ca1.cert.pem(), None, &tls13_12());
+    let mut c = tls_connect(s.addr(), cfg1.clone());
+    tls_roundtrip(&mut c, b"version\r\n", b"VERSION ").unwrap();
+    let ca2 = pki.server();
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.stderr().contains("reloaded TLS certificates") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload logged:\n{}",
+            s.stderr()
+        );
+        std::thread::yield_now();
+    }
+    let cfg2 = client_config(&ca2.cert.pem(), None, &tls13_12());
+    let mut new = tls_connect(s.addr(), cfg2);
+    tls_roundtrip(&mut new, b"version\r\n", b"VERSION ").unwrap();
+    let mut stale = tls_connect(s.addr(), cfg1);
+    assert!(tls_roundtrip(&mut stale, b"version\r\n", b"VERSION ").is_err());
+    tls_roundtrip(&mut c, b"version\r\n", b"VERSION ").unwrap();
+}

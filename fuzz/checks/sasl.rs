@@ -39,6 +39,7 @@ fn auth() -> &'static Auth {
             sasl: Some(Sasl::new(Arc::new(db)).expect("SASL setup")),
             ascii: None,
             guard: None,
+            files: Default::default(),
         }
     })
 }

@@ -10,6 +10,7 @@ use std::io::Cursor;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rsasl::callback::{Context, Request, SessionCallback, SessionData};
 use rsasl::mechanisms::scram::properties::ScramStoredPassword;
 use rsasl::mechname::Mechname;
@@ -30,7 +31,7 @@ impl Validation for AuthUser {
 }
 
 struct Callback {
-    db: Arc<UserDb>,
+    db: Arc<ArcSwap<UserDb>>,
 }
 
 fn scram_hash(data: &SessionData) -> Option<ScramHash> {
@@ -49,7 +50,8 @@ impl SessionCallback for Callback {
         request: &mut Request,
     ) -> Result<(), SessionError> {
         if let (Some(hash), Some(user)) = (scram_hash(data), context.get_ref::<AuthId>()) {
-            if let Some((iterations, salt, keys)) = self.db.scram(user, hash) {
+            let db = self.db.load();
+            if let Some((iterations, salt, keys)) = db.scram(user, hash) {
                 request.satisfy::<ScramStoredPassword>(&ScramStoredPassword::new(
                     iterations,
                     salt,
@@ -81,7 +83,7 @@ impl SessionCallback for Callback {
             true
         } else if data.mechanism().mechanism.as_str() == "PLAIN" {
             match context.get_ref::<Password>() {
-                Some(pw) => self.db.verify(user, pw),
+                Some(pw) => self.db.load().verify(user, pw),
                 None => false,
             }
         } else {
@@ -95,14 +97,17 @@ impl SessionCallback for Callback {
     }
 }
 
-/// The server-wide SASL setup.
+/// The server-wide SASL setup. The user database can be replaced while
+/// the server runs (`SIGHUP`); an exchange in progress finishes against
+/// whichever database each of its steps finds.
 pub struct Sasl {
     config: Arc<SASLConfig>,
-    db: Arc<UserDb>,
+    db: Arc<ArcSwap<UserDb>>,
 }
 
 impl Sasl {
     pub fn new(db: Arc<UserDb>) -> Result<Sasl, String> {
+        let db = Arc::new(ArcSwap::new(db));
         let config = SASLConfig::builder()
             .with_defaults()
             .with_callback(Callback { db: db.clone() })
@@ -110,8 +115,13 @@ impl Sasl {
         Ok(Sasl { config, db })
     }
 
-    pub fn db(&self) -> &UserDb {
-        &self.db
+    pub fn db(&self) -> Arc<UserDb> {
+        self.db.load_full()
+    }
+
+    /// Serves later logins from `db`.
+    pub fn replace_db(&self, db: UserDb) {
+        self.db.store(Arc::new(db));
     }
 }
 
