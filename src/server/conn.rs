@@ -330,6 +330,18 @@ impl Conn {
         Ok(true)
     }
 
+    /// Gives back the room a large request needed once it is consumed: an
+    /// idle connection that once received a 1 MB value must not keep 1 MB.
+    fn trim_input(&mut self) {
+        if self.rbuf.capacity() > KEEP_CAPACITY && self.rbuf.len() <= KEEP_CAPACITY / 2 {
+            if self.rbuf.is_empty() {
+                self.rbuf = Vec::new();
+            } else {
+                self.rbuf.shrink_to(KEEP_CAPACITY / 2);
+            }
+        }
+    }
+
     /// Writes the worker's output buffer directly; whatever the socket does
     /// not take is kept in the connection's own buffer.
     fn flush_scratch(&mut self, out: &mut Vec<u8>, cx: &Context<'_>) -> io::Result<()> {
@@ -417,6 +429,7 @@ impl Conn {
                     self.process_into_output(&rbuf, scratch, cx, limits, &mut budget)?;
                 self.rbuf = rbuf;
                 self.rbuf.drain(..consumed);
+                self.trim_input();
                 self.note_partial_line(&stop);
                 match stop {
                     Stop::NeedInput => {}
