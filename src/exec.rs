@@ -178,6 +178,10 @@ pub fn execute<S: Sink>(
             let reply = refuse_store(mode, key, ServerError::ObjectTooLarge, cx);
             out.reply(&reply);
         }
+        Request::StoreNoMemory { mode, key, .. } => {
+            let reply = refuse_store(mode, key, ServerError::OutOfMemoryStoring, cx);
+            out.reply(&reply);
+        }
         Request::Delete { key, .. } => delete(key, 0, cx, out),
         Request::Arith { op, key, delta, .. } => arith(op, key, delta, None, 0, cx, out),
         Request::Touch { key, exptime, .. } => {

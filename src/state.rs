@@ -49,6 +49,8 @@ pub struct ServerState {
     pub tls: Option<Arc<crate::server::tls::Tls>>,
     /// Cluster membership and the published configuration.
     pub cluster: Arc<Cluster>,
+    /// Memory for values still arriving, shared by all connections.
+    pub uploads: Arc<crate::server::uploads::UploadBudget>,
     open: Mutex<BTreeMap<u64, ConnEntry>>,
     stopping: AtomicBool,
     shutdown_tx: Sender<ShutdownCause>,
@@ -65,6 +67,9 @@ impl ServerState {
     /// Builds the shared state around an already started cluster component.
     pub fn with_cluster(settings: Settings, cluster: Arc<Cluster>) -> Self {
         let cache = Cache::new(settings.cache.clone());
+        let uploads = Arc::new(crate::server::uploads::UploadBudget::for_mem_limit(
+            settings.cache.mem_limit,
+        ));
         let threads = (0..settings.threads)
             .map(|_| Arc::new(ThreadStats::default()))
             .collect();
@@ -80,6 +85,7 @@ impl ServerState {
             auth: None,
             tls: None,
             cluster,
+            uploads,
             open: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             shutdown_tx,

@@ -963,3 +963,92 @@ fn idle_connections_give_back_large_read_buffers() {
         c.roundtrip(b"version\r\n", b"VERSION ");
     }
 }
+
+/// Whether every established server-side socket on `port` has no unread input
+/// (`rx_queue` 0 in `/proc/net/tcp` and `/proc/net/tcp6`).
+fn server_read_everything(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().all(|table| {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        text.lines().skip(1).all(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let established = f.get(3) == Some(&"01");
+            let rx = f
+                .get(4)
+                .and_then(|q| q.split(':').nth(1))
+                .and_then(|r| usize::from_str_radix(r, 16).ok());
+            local_port != Some(port) || !established || rx == Some(0)
+        })
+    })
+}
+
+/// 200 clients each send 900 KB of a 1 MB value and stall. memcached would hold those values
+/// in cache memory; ferrocache holds them in connection buffers, so without a bound they
+/// would take 175 MiB beyond `-m 64`. The buffers share a 64 MiB budget: uploads beyond it are
+/// refused with memcached's `SERVER_ERROR out of memory storing object` and swallowed, and the
+/// budget comes back as uploads finish.
+#[test]
+fn stalled_uploads_share_one_memory_budget() {
+    ferrocache_only!();
+    const CLIENTS: usize = 200;
+    const VALUE: usize = 1_000_000;
+    const SENT: usize = 900_000;
+    let s = server(&["-m", "64"]);
+    let pid = s.pid();
+    let port = s.addr().port();
+    let before = rss(pid);
+    let data = vec![b'u'; VALUE];
+    let mut uploads = Vec::new();
+    for i in 0..CLIENTS {
+        let mut c = s.conn();
+        c.send(format!("set up:{i} 0 0 {VALUE}\r\n").as_bytes());
+        c.send(&data[..SENT]);
+        uploads.push(c);
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || server_read_everything(port)),
+        "the server did not read the uploads"
+    );
+    let grown = rss(pid).saturating_sub(before);
+    eprintln!(
+        "ABUSE {CLIENTS} stalled 1 MB uploads: RSS +{:.1} MiB",
+        grown as f64 / MIB as f64
+    );
+    assert!(
+        grown < 100 * MIB,
+        "stalled uploads hold {:.1} MiB",
+        grown as f64 / MIB as f64
+    );
+    // Each upload now completes: it was either buffered (STORED) or refused and swallowed.
+    let (mut stored, mut refused) = (0, 0);
+    for c in &mut uploads {
+        c.send(&data[SENT..]);
+        c.send(b"\r\n");
+        let line = c.read_line();
+        match &line[..] {
+            b"STORED\r\n" => stored += 1,
+            b"SERVER_ERROR out of memory storing object\r\n" => refused += 1,
+            other => panic!("unexpected reply {}", esc_short(other)),
+        }
+        // The connection carries on.
+        c.roundtrip(b"version\r\n", b"VERSION ");
+    }
+    eprintln!("ABUSE {stored} uploads stored, {refused} refused");
+    assert!(
+        stored >= 40 && refused >= 40,
+        "{stored} stored, {refused} refused"
+    );
+    let mut c = s.conn();
+    assert_eq!(c.stat("store_no_memory"), refused);
+    // The budget is back: a new stalled upload is buffered, then stored.
+    c.send(format!("set after 0 0 {VALUE}\r\n").as_bytes());
+    c.send(&data[..SENT]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        server_read_everything(port)
+    }));
+    c.send(&data[SENT..]);
+    c.roundtrip(b"\r\n", b"STORED\r\n");
+}

@@ -31,6 +31,13 @@ pub struct Limits {
     /// is closed. memcached has no bound here; we keep one so a client cannot
     /// grow a read buffer without limit.
     pub max_get_line: usize,
+    /// Largest value that may still be waiting for its bytes. A storage
+    /// command announcing a larger one whose data block is not all in the
+    /// buffer yet is answered `SERVER_ERROR out of memory storing object`
+    /// and its data swallowed, as memcached does when it cannot allocate
+    /// the item. The server lowers this when uploads in progress have used
+    /// their memory budget.
+    pub pending_value_max: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +45,7 @@ impl Default for Limits {
         Limits {
             item_size_max: 1024 * 1024,
             max_get_line: 4 * 1024 * 1024,
+            pending_value_max: usize::MAX,
         }
     }
 }

@@ -114,6 +114,17 @@ pub enum Request<'a> {
         key: &'a [u8],
         noreply: bool,
     },
+    /// A storage command refused before its data arrived because the
+    /// memory for uploads in progress is spent ([`Limits::pending_value_max`]):
+    /// `SERVER_ERROR out of memory storing object`, and like memcached's
+    /// failed allocation, a `set` drops the value it would have replaced.
+    ///
+    /// [`Limits::pending_value_max`]: crate::protocol::Limits::pending_value_max
+    StoreNoMemory {
+        mode: StoreMode,
+        key: &'a [u8],
+        noreply: bool,
+    },
     /// `delete <key>`.
     Delete { key: &'a [u8], noreply: bool },
     /// `incr`/`decr <key> <delta>`.
@@ -222,6 +233,7 @@ impl Request<'_> {
         match *self {
             Request::Store { noreply, .. }
             | Request::StoreTooLarge { noreply, .. }
+            | Request::StoreNoMemory { noreply, .. }
             | Request::Delete { noreply, .. }
             | Request::DeleteIf { noreply, .. }
             | Request::ArithEx { noreply, .. }

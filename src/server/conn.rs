@@ -33,6 +33,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 
+use super::uploads::{Reservation, UploadBudget};
 use crate::auth::{SaslConn, Step};
 use crate::clock::RelTime;
 use crate::config::Binding;
@@ -188,6 +189,8 @@ pub struct Conn {
     last_cmd: Arc<AtomicU32>,
     /// When the connection was accepted.
     accepted: RelTime,
+    /// The share of the upload budget `rbuf` holds beyond the free amount.
+    upload: Reservation,
     codec: Codec,
     /// Passed SASL or text authentication (only consulted when the server
     /// requires it).
@@ -255,7 +258,12 @@ fn sock_write(
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, id: u64, last_cmd: Arc<AtomicU32>) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        id: u64,
+        last_cmd: Arc<AtomicU32>,
+        uploads: Arc<UploadBudget>,
+    ) -> Self {
         Conn {
             stream,
             id,
@@ -268,6 +276,7 @@ impl Conn {
             eof: false,
             hangup: false,
             accepted: last_cmd.load(Ordering::Relaxed),
+            upload: Reservation::new(uploads),
             last_cmd,
             codec: Codec::Undecided,
             authenticated: false,
@@ -340,6 +349,33 @@ impl Conn {
                 self.rbuf.shrink_to(KEEP_CAPACITY / 2);
             }
         }
+        self.upload.shrink_to(self.rbuf.len());
+    }
+
+    /// The upload budget cannot cover more input: parses the buffer again
+    /// with no room for values still arriving, so a storage command whose
+    /// value is incomplete is refused and its data swallowed. True when that
+    /// consumed input; false when what waits is not a value (a long command
+    /// line or frame, bounded by its own limits), which may read on.
+    fn refuse_pending_value(
+        &mut self,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+        limits: &Limits,
+        budget: &mut usize,
+    ) -> io::Result<bool> {
+        let strict = Limits {
+            pending_value_max: 0,
+            ..*limits
+        };
+        let rbuf = std::mem::take(&mut self.rbuf);
+        let res = self.process_into_output(&rbuf, scratch, cx, &strict, budget);
+        self.rbuf = rbuf;
+        let (consumed, stop) = res?;
+        self.rbuf.drain(..consumed);
+        self.trim_input();
+        self.note_partial_line(&stop);
+        Ok(consumed > 0)
     }
 
     /// Writes the worker's output buffer directly; whatever the socket does
@@ -466,6 +502,11 @@ impl Conn {
             } else {
                 let len = self.rbuf.len();
                 let chunk = (len / 2).clamp(READ_CHUNK, READ_CHUNK_MAX);
+                if !self.upload.cover(len + chunk)
+                    && self.refuse_pending_value(scratch, cx, limits, &mut budget)?
+                {
+                    continue;
+                }
                 self.rbuf.resize(len + chunk, 0);
                 let r = sock_read(&mut self.stream, &mut self.tls, &mut self.rbuf[len..], cx);
                 match r {

@@ -15,6 +15,7 @@ mod acceptor;
 mod conn;
 mod listener;
 pub mod tls;
+pub mod uploads;
 mod worker;
 
 use std::io;

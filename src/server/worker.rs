@@ -119,7 +119,7 @@ impl Worker {
             };
             let entry = self.conns.vacant_entry();
             let key = entry.key();
-            let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd);
+            let mut conn = Conn::new(nc.stream, nc.id, nc.last_cmd, self.state.uploads.clone());
             if nc.tls {
                 match self.state.tls.as_ref().map(|t| t.accept()) {
                     Some(Ok(session)) => conn.set_tls(session),

@@ -183,6 +183,22 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Frame<'a> {
         return invalid;
     }
     let total = HEADER_LEN + body;
+    if is_store && vlen > limits.pending_value_max && input.len() < total {
+        let head_len = HEADER_LEN + ext + klen;
+        let Some(key) = input.get(HEADER_LEN + ext..head_len) else {
+            return Frame::Incomplete;
+        };
+        return Frame::Oversized {
+            header,
+            request: Request::StoreNoMemory {
+                mode: store_mode(header.opcode),
+                key,
+                noreply: false,
+            },
+            consumed: head_len,
+            swallow: vlen,
+        };
+    }
     let Some(frame) = input.get(..total) else {
         return Frame::Incomplete;
     };

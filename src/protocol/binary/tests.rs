@@ -174,6 +174,32 @@ fn huge_bodies_are_never_waited_for() {
 }
 
 #[test]
+fn set_values_still_arriving_beyond_the_upload_room_are_refused() {
+    let limits = Limits {
+        pending_value_max: 10,
+        ..limits()
+    };
+    let f = frame(opcode::SET, b"k", &[0; 8], &[b'v'; 20], 0, 0);
+    match parse(&f[..40], &limits) {
+        Frame::Oversized {
+            request: Request::StoreNoMemory { key: b"k", .. },
+            consumed: 33,
+            swallow: 20,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    // The whole frame is there: stored as usual.
+    assert!(matches!(
+        parse(&f, &limits),
+        Frame::Request {
+            request: Request::Store { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
 fn random_bytes_and_split_points_never_panic() {
     // xorshift: deterministic, no dependency.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -186,6 +212,7 @@ fn random_bytes_and_split_points_never_panic() {
     let l = Limits {
         item_size_max: 64,
         max_get_line: 1024,
+        ..Limits::default()
     };
     for _ in 0..20_000 {
         let len = (next() % 96) as usize;

@@ -153,14 +153,23 @@ fn set<'a>(rest: &'a [u8], buf: &'a [u8], next: usize, limits: &Limits) -> Parse
         Ok(v) => v,
         Err(e) => return error(Response::ClientError(e), block_end, buf.len()),
     };
-    if len > limits.item_size_max {
+    // Too large for an item, or, while its data is still arriving, for the
+    // memory left to uploads: refused, its data swallowed.
+    let refusal = if len > limits.item_size_max {
+        Some(crate::protocol::ServerError::ObjectTooLarge)
+    } else if buf.len() < block_end && len > limits.pending_value_max {
+        Some(crate::protocol::ServerError::OutOfMemoryStoring)
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
         let consumed = block_end.min(buf.len());
         let swallow = block_end - consumed;
         if key.base64 {
             // The refused write cannot name its decoded key without a
             // buffer; answer it without dropping the old value.
             return Parsed::Invalid {
-                error: Response::ServerError(crate::protocol::ServerError::ObjectTooLarge),
+                error: Response::ServerError(refusal),
                 consumed,
                 swallow,
                 close: false,
@@ -174,12 +183,15 @@ fn set<'a>(rest: &'a [u8], buf: &'a [u8], next: usize, limits: &Limits) -> Parse
             super::MetaSetMode::Append => crate::protocol::StoreMode::Append,
             super::MetaSetMode::Prepend => crate::protocol::StoreMode::Prepend,
         };
+        let (key, noreply) = (raw, false);
+        let request = match refusal {
+            crate::protocol::ServerError::ObjectTooLarge => {
+                Request::StoreTooLarge { mode, key, noreply }
+            }
+            _ => Request::StoreNoMemory { mode, key, noreply },
+        };
         return Parsed::Oversized {
-            request: Request::StoreTooLarge {
-                mode,
-                key: raw,
-                noreply: false,
-            },
+            request,
             consumed,
             swallow,
         };

@@ -220,6 +220,23 @@ fn ms_data_block_framing() {
 }
 
 #[test]
+fn ms_values_still_arriving_beyond_the_upload_room_are_refused() {
+    let limits = Limits {
+        pending_value_max: 10,
+        ..limits()
+    };
+    match text::parse(b"ms k 20 T0\r\nxx", &limits) {
+        Parsed::Oversized {
+            request: Request::StoreNoMemory { key: b"k", .. },
+            consumed: 14,
+            swallow: 20,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(text::parse(b"ms k 5 T0\r\nxx", &limits), Parsed::Incomplete);
+}
+
+#[test]
 fn flags_are_parsed() {
     let Parsed::Request {
         request: Request::MetaArith { key, flags },

@@ -146,7 +146,8 @@ fn plain_set<'a>(buf: &'a [u8], limits: &Limits) -> Option<Parsed<'a>> {
     let next = pos + 1;
     let block_end = next + len + 2;
     if buf.len() < block_end {
-        return Some(Parsed::Incomplete);
+        // A refusal for memory is the general path's.
+        return (len <= limits.pending_value_max).then_some(Parsed::Incomplete);
     }
     if &buf[next + len..block_end] != b"\r\n" {
         return None;
@@ -473,6 +474,13 @@ fn storage<'a>(
         };
     }
     if buf.len() < block_end {
+        if len > limits.pending_value_max {
+            return Parsed::Oversized {
+                request: Request::StoreNoMemory { mode, key, noreply },
+                consumed: buf.len(),
+                swallow: block_end - buf.len(),
+            };
+        }
         return Parsed::Incomplete;
     }
     // memcached reads exactly `len + 2` bytes and then checks the last two;

@@ -380,6 +380,39 @@ fn storage_bad_data_chunk() {
 }
 
 #[test]
+fn values_still_arriving_beyond_the_upload_room_are_refused() {
+    let limits = Limits {
+        pending_value_max: 10,
+        ..Limits::default()
+    };
+    let refused = |noreply, consumed, swallow| Parsed::Oversized {
+        request: Request::StoreNoMemory {
+            mode: StoreMode::Set,
+            key: b"k",
+            noreply,
+        },
+        consumed,
+        swallow,
+    };
+    // The fast path for plain sets and the general one (noreply) agree.
+    assert_eq!(
+        parse(b"set k 0 0 11\r\nabc", &limits),
+        refused(false, 17, 10)
+    );
+    assert_eq!(
+        parse(b"set k 0 0 11 noreply\r\n", &limits),
+        refused(true, 22, 13)
+    );
+    // Complete values and small ones still arriving are not affected.
+    assert_eq!(
+        one_with(b"set k 0 0 11\r\nabcdefghijk\r\n", &limits),
+        store(StoreMode::Set, b"k", b"abcdefghijk")
+    );
+    assert_eq!(parse(b"set k 0 0 10\r\nabc", &limits), Parsed::Incomplete);
+    assert_eq!(parse(b"get k", &limits), Parsed::Incomplete);
+}
+
+#[test]
 fn storage_too_large() {
     let limits = Limits {
         item_size_max: 10,
@@ -1010,6 +1043,7 @@ fn random_input_never_panics() {
     let limits = Limits {
         item_size_max: 64,
         max_get_line: 4096,
+        ..Limits::default()
     };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
