@@ -115,6 +115,7 @@ fn ask(s: &mut TcpStream, request: &[u8], term: &[u8]) -> Vec<u8> {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => panic!("read: {e}; so far {}", esc_short(&got)),
         }
     }
@@ -690,6 +691,7 @@ mod tls {
         let mut buf = [0u8; 256];
         loop {
             match s.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => return got,
                 Ok(n) => {
                     got.extend_from_slice(&buf[..n]);

@@ -538,14 +538,19 @@ impl Conn {
 
     fn fill(&mut self) -> Fill {
         let mut buf = [0u8; 65536];
-        match self.stream.read(&mut buf) {
-            Ok(0) => Fill::Eof,
-            Ok(n) => {
-                self.rbuf.extend_from_slice(&buf[..n]);
-                Fill::Data
-            }
-            Err(e) if is_timeout(&e) => Fill::Timeout,
-            Err(e) => Fill::Error(e),
+        loop {
+            return match self.stream.read(&mut buf) {
+                Ok(0) => Fill::Eof,
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&buf[..n]);
+                    Fill::Data
+                }
+                // A socket read with a timeout fails with EINTR after the
+                // test process was stopped and continued (signal(7)).
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => Fill::Timeout,
+                Err(e) => Fill::Error(e),
+            };
         }
     }
 
