@@ -21,6 +21,7 @@ pub mod node;
 pub mod nodefile;
 pub mod payload;
 pub mod state;
+pub mod tls;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ pub use agent::Agent;
 pub use credentials::PeerCredentials;
 pub use node::NodeEntry;
 use state::{AdminError, Change, State};
+pub use tls::PeerTls;
 
 /// Default time a silent node stays listed. See `docs/cluster.md`: longer
 /// than a typical restart (so a restart does not remap keys twice), shorter
@@ -64,6 +66,8 @@ pub struct ClusterOptions {
     pub admin: AdminRule,
     /// `--cluster-credentials`: the login peers under `-S`/`-Y` require.
     pub credentials: Option<PeerCredentials>,
+    /// How peers are reached over TLS; `None`: plain TCP.
+    pub tls: Option<PeerTls>,
 }
 
 /// This node's entry in the list: `--cluster-host` (default: the system
@@ -171,6 +175,7 @@ impl Cluster {
             failure_timeout: None,
             admin: AdminRule::default(),
             credentials: None,
+            tls: None,
         });
         c.with_state(|s| s.boot(None, false, Instant::now()));
         c
