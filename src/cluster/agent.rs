@@ -604,10 +604,7 @@ impl Timed {
     fn budget(&self) -> io::Result<Duration> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "exchange timed out",
-            ));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
         }
         Ok(left.min(IO_TIMEOUT))
     }
