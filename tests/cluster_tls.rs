@@ -12,6 +12,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -545,4 +546,30 @@ fn start_up_refuses_a_tls_exchange_it_cannot_verify() {
     ]);
     assert!(!ok);
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
+
+#[test]
+fn sighup_reloads_the_certificates_used_with_peers() {
+    let pki = Pki::new("cluster-tls-reload");
+    let mut a = tls_node(&pki, "a", "127.0.0.1", "", &[]);
+    a.start();
+    let join = a.hostport();
+    // `b` starts trusting the wrong CA, so it cannot verify `a`.
+    let other = Ca::new("another CA");
+    let trust = pki.write("b-trust.pem", &other.cert.pem());
+    let (cert, key) = pki.ca.leaf(&["127.0.0.2"]);
+    let cert = pki.write("b.pem", &cert);
+    let key = pki.write("b.key", &key);
+    let o = format!("ssl_chain_cert={cert},ssl_key={key},cluster_ca_cert={trust}");
+    let mut b = Node::new("127.0.0.2", &["-Z", "-o", &o, "--join", &join]);
+    b.start();
+    wait_for_log(&b, "UnknownIssuer", Duration::from_secs(5));
+    assert_eq!(tls_config(&pki, &a, None).unwrap().1, a.entry());
+    // The operator fixes the file and sends SIGHUP: the next round joins.
+    write_atomic(Path::new(&trust), &pki.ca.cert.pem());
+    b.srv.as_mut().unwrap().signal(libc::SIGHUP);
+    wait_for_log(&b, "reloaded TLS certificates", Duration::from_secs(5));
+    let pair = list(&[a.entry(), b.entry()]);
+    converge(&pki, &[&a, &b], None, &pair, Duration::from_secs(3));
+    assert!(b.stderr().contains("joined via"), "{}", b.stderr());
 }

@@ -311,7 +311,7 @@ impl Agent {
     ) -> Vec<(SocketAddr, io::Result<Vec<u8>>)> {
         let local = self.cluster.opts.me.ip.parse::<IpAddr>().ok();
         let login = self.cluster.opts.credentials.as_ref();
-        let tls = self.cluster.opts.tls.as_ref();
+        let tls = self.cluster.opts.tls.as_deref();
         let mut work: Vec<(Target, Option<Conn>)> = targets
             .into_iter()
             .map(|t| {
@@ -425,6 +425,9 @@ fn exchange(
     req.extend_from_slice(data);
     req.extend_from_slice(b"\r\n");
     let deadline = Instant::now() + EXCHANGE_TIMEOUT;
+    if conn.as_ref().is_some_and(|c| c.stale(peer.tls)) {
+        *conn = None;
+    }
     let stream = match conn {
         Some(c) => {
             c.set_deadline(deadline);
@@ -490,7 +493,8 @@ fn connect(peer: &Peer<'_>) -> io::Result<Conn> {
             ),
         )
     })?;
-    let mut session = ClientConnection::new(tls.config()?, name)
+    let (config, generation) = tls.config()?;
+    let mut session = ClientConnection::new(config, name)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     while session.is_handshaking() {
         session.complete_io(&mut timed).map_err(|e| {
@@ -505,6 +509,7 @@ fn connect(peer: &Peer<'_>) -> io::Result<Conn> {
     Ok(Conn::Tls {
         stream: Box::new(StreamOwned::new(session, timed)),
         answered: false,
+        generation,
     })
 }
 
@@ -654,10 +659,21 @@ enum Conn {
         /// The peer has sent application data (so it accepted the
         /// handshake).
         answered: bool,
+        /// The certificates it was made with (see `PeerTls::reload`).
+        generation: u64,
     },
 }
 
 impl Conn {
+    /// Made with certificates reloaded since, or in a mode no longer used.
+    fn stale(&self, tls: Option<&PeerTls>) -> bool {
+        match (self, tls) {
+            (Conn::Plain(_), None) => false,
+            (Conn::Tls { generation, .. }, Some(t)) => *generation != t.generation(),
+            _ => true,
+        }
+    }
+
     fn set_deadline(&mut self, deadline: Instant) {
         match self {
             Conn::Plain(t) => t.deadline = deadline,
@@ -670,7 +686,9 @@ impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(t) => t.read(buf),
-            Conn::Tls { stream, answered } => match stream.read(buf) {
+            Conn::Tls {
+                stream, answered, ..
+            } => match stream.read(buf) {
                 Ok(n) => {
                     *answered |= n > 0;
                     Ok(n)
@@ -685,16 +703,18 @@ impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(t) => t.write(buf),
-            Conn::Tls { stream, answered } => {
-                stream.write(buf).map_err(|e| tls_error(e, !*answered))
-            }
+            Conn::Tls {
+                stream, answered, ..
+            } => stream.write(buf).map_err(|e| tls_error(e, !*answered)),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(t) => t.flush(),
-            Conn::Tls { stream, answered } => stream.flush().map_err(|e| tls_error(e, !*answered)),
+            Conn::Tls {
+                stream, answered, ..
+            } => stream.flush().map_err(|e| tls_error(e, !*answered)),
         }
     }
 }

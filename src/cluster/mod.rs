@@ -67,7 +67,7 @@ pub struct ClusterOptions {
     /// `--cluster-credentials`: the login peers under `-S`/`-Y` require.
     pub credentials: Option<PeerCredentials>,
     /// How peers are reached over TLS; `None`: plain TCP.
-    pub tls: Option<PeerTls>,
+    pub tls: Option<Arc<PeerTls>>,
 }
 
 /// This node's entry in the list: `--cluster-host` (default: the system
@@ -257,6 +257,16 @@ impl Cluster {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let known = |n: &NodeEntry| n.ip.parse::<std::net::IpAddr>().ok() == Some(peer);
         s.peers().iter().any(known) || s.base().nodes.iter().any(known)
+    }
+
+    /// Reloads the certificates the agent uses with peers (with the
+    /// server's, on `SIGHUP` and `refresh_certs`); on failure the current
+    /// ones stay. Nothing to do without TLS to peers.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.opts.tls {
+            Some(t) => t.reload(),
+            None => Ok(()),
+        }
     }
 
     fn stopping(&self) -> bool {

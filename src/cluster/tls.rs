@@ -12,12 +12,16 @@
 //! - A peer's certificate must name the address the agent dials: the IP of
 //!   its list entry when it has one, else its hostname.
 //!
-//! Certificate files are read at start-up only; errors name the file and the
-//! problem, never the content.
+//! Certificate files are read at start-up and when the server's certificates
+//! are reloaded (`SIGHUP`, `refresh_certs`), never otherwise; errors name the
+//! file and the problem, never the content.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -26,17 +30,21 @@ use rustls::{ClientConfig, RootCertStore};
 use crate::config::{ClusterSettings, TlsSettings};
 
 /// How the agent secures its connections to peers.
-#[derive(Clone)]
 pub struct PeerTls {
-    /// The client configuration, or why there is none (no CA to verify
-    /// peers with on a node that has no peer configured at start-up).
-    config: Result<Arc<ClientConfig>, String>,
+    settings: TlsSettings,
+    /// The trust roots' file; `None` on a node that had no peer configured
+    /// at start-up and no CA: its exchanges fail, saying why.
+    ca: Option<PathBuf>,
+    config: ArcSwapOption<ClientConfig>,
+    /// Raised by each reload, so connections made before it are replaced.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for PeerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerTls")
-            .field("ready", &self.config.is_ok())
+            .field("ca", &self.ca)
+            .field("generation", &self.generation)
             .finish()
     }
 }
@@ -54,32 +62,54 @@ impl PeerTls {
         tls: &TlsSettings,
         cluster: &ClusterSettings,
         has_peers: bool,
-    ) -> Result<Option<PeerTls>, String> {
+    ) -> Result<Option<Arc<PeerTls>>, String> {
         if !cluster.tls.unwrap_or(tls.enabled) {
             return Ok(None);
         }
         if !tls.enabled {
             return Err("-o cluster_tls=1 needs -Z (the node presents its certificate)".into());
         }
-        let Some(ca) = cluster.ca_cert.as_ref().or(tls.ca_cert.as_ref()) else {
-            if has_peers {
-                return Err(NO_CA.into());
-            }
-            return Ok(Some(PeerTls {
-                config: Err(format!("no CA to verify peers with: {NO_CA}")),
-            }));
+        let ca = cluster.ca_cert.as_ref().or(tls.ca_cert.as_ref()).cloned();
+        if ca.is_none() && has_peers {
+            return Err(NO_CA.into());
+        }
+        let peer = PeerTls {
+            settings: tls.clone(),
+            ca,
+            config: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
         };
-        let config = client_config(tls, ca)?;
-        Ok(Some(PeerTls {
-            config: Ok(Arc::new(config)),
-        }))
+        peer.reload()?;
+        Ok(Some(Arc::new(peer)))
     }
 
-    /// The configuration for a new connection.
-    pub fn config(&self) -> io::Result<Arc<ClientConfig>> {
-        self.config
-            .clone()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    /// Reads the files again; on failure the current configuration stays.
+    /// Connections made before a successful reload are replaced at their
+    /// next exchange.
+    pub fn reload(&self) -> Result<(), String> {
+        let Some(ca) = &self.ca else {
+            return Ok(());
+        };
+        let config = client_config(&self.settings, ca)?;
+        self.config.store(Some(Arc::new(config)));
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The configuration for a new connection, and its generation.
+    pub fn config(&self) -> io::Result<(Arc<ClientConfig>, u64)> {
+        let generation = self.generation();
+        match self.config.load_full() {
+            Some(c) => Ok((c, generation)),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no CA to verify peers with: {NO_CA}"),
+            )),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 }
 
