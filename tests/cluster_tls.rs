@@ -546,6 +546,17 @@ fn start_up_refuses_a_tls_exchange_it_cannot_verify() {
     ]);
     assert!(!ok);
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    // The same keys in the TOML file.
+    let toml = pki.write(
+        "f.toml",
+        "cluster_tls = true\ncluster_ca_cert = \"/nonexistent/toml-ca.pem\"\n",
+    );
+    let (ok, err) = run(&["--config", &toml]);
+    assert!(!ok);
+    assert!(err.contains("-o cluster_tls=1 needs -Z"), "{err}");
+    let (ok, err) = run(&["--config", &toml, "-Z", "-o", &o]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/toml-ca.pem"), "{err}");
 }
 
 #[test]

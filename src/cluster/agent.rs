@@ -479,23 +479,19 @@ fn log_in(stream: &mut Conn, creds: &PeerCredentials) -> io::Result<()> {
 /// Connects (and with TLS, completes the handshake) within the timeouts; the
 /// exchange's deadline starts once the TCP connection is up.
 fn connect(peer: &Peer<'_>) -> io::Result<Conn> {
-    let sock = connect_tcp(peer.target.addr, peer.local)?;
-    let mut timed = Timed::new(sock, Instant::now() + EXCHANGE_TIMEOUT);
     let Some(tls) = peer.tls else {
-        return Ok(Conn::Plain(timed));
+        let sock = connect_tcp(peer.target.addr, peer.local)?;
+        return Ok(Conn::Plain(Timed::new(
+            sock,
+            Instant::now() + EXCHANGE_TIMEOUT,
+        )));
     };
-    let name = ServerName::try_from(peer.target.name.clone()).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "'{}' is not a name a TLS certificate can carry",
-                peer.target.name
-            ),
-        )
-    })?;
+    let name = server_name(&peer.target.name)?;
     let (config, generation) = tls.config()?;
     let mut session = ClientConnection::new(config, name)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let sock = connect_tcp(peer.target.addr, peer.local)?;
+    let mut timed = Timed::new(sock, Instant::now() + EXCHANGE_TIMEOUT);
     while session.is_handshaking() {
         session.complete_io(&mut timed).map_err(|e| {
             let e = tls_error(e, true);
@@ -510,6 +506,16 @@ fn connect(peer: &Peer<'_>) -> io::Result<Conn> {
         stream: Box::new(StreamOwned::new(session, timed)),
         answered: false,
         generation,
+    })
+}
+
+/// The name a peer's certificate must carry: an IP address or a DNS name.
+fn server_name(name: &str) -> io::Result<ServerName<'static>> {
+    ServerName::try_from(name.to_string()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("'{name}' is not a name a TLS certificate can carry"),
+        )
     })
 }
 
@@ -716,5 +722,66 @@ impl Write for Conn {
                 stream, answered, ..
             } => stream.flush().map_err(|e| tls_error(e, !*answered)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(host: &str, ip: &str) -> NodeEntry {
+        NodeEntry {
+            host: host.into(),
+            ip: ip.into(),
+            port: 11211,
+        }
+    }
+
+    #[test]
+    fn certificates_are_checked_against_the_address_dialled() {
+        let t = Target::of_node(&entry("cache-1", "10.0.0.1")).unwrap();
+        assert_eq!(
+            (t.addr.to_string().as_str(), t.name.as_str()),
+            ("10.0.0.1:11211", "10.0.0.1")
+        );
+        // A mapped address is named as the IPv4 address a certificate holds.
+        let t = Target::of_node(&entry("cache-1", "::ffff:10.0.0.1")).unwrap();
+        assert_eq!(t.name, "10.0.0.1");
+        let t = Target::of_node(&entry("localhost", "")).unwrap();
+        assert_eq!(t.name, "localhost");
+        assert!(t.addr.ip().is_loopback());
+        let t = Target::of_hostport("[::1]:7").unwrap();
+        assert_eq!((t.addr.port(), t.name.as_str()), (7, "::1"));
+        let t = Target::of_hostport("127.0.0.1:7").unwrap();
+        assert_eq!(t.name, "127.0.0.1");
+        let t = Target::of_hostport("localhost:7").unwrap();
+        assert_eq!(t.name, "localhost");
+    }
+
+    #[test]
+    fn every_valid_hostname_is_a_certificate_name() {
+        for name in [
+            "cache-1.example",
+            "1node",
+            "node_2.internal",
+            "10.0.0.1",
+            "::1",
+        ] {
+            assert!(server_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_deadline_bounds_every_call() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let sock = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let _peer = l.accept().unwrap();
+        let mut t = Timed::new(sock, Instant::now() + Duration::from_millis(50));
+        let start = Instant::now();
+        let e = t.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(start.elapsed() < IO_TIMEOUT, "{:?}", start.elapsed());
+        let e = t.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     }
 }

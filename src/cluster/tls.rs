@@ -102,7 +102,7 @@ impl PeerTls {
         match self.config.load_full() {
             Some(c) => Ok((c, generation)),
             None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
+                io::ErrorKind::InvalidData,
                 format!("no CA to verify peers with: {NO_CA}"),
             )),
         }
