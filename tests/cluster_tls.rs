@@ -126,35 +126,41 @@ fn tls_node(pki: &Pki, tag: &str, ip: &str, extra_o: &str, extra: &[&str]) -> No
     Node::new(ip, &all)
 }
 
-/// `config get cluster` over TLS (a node has no plain listener); `None`
-/// on any failure. `login`: a text login sent first.
-fn tls_config(pki: &Pki, node: &Node, login: Option<&str>) -> Option<(u64, String)> {
+/// Sends `req` over TLS (a node has no plain listener) and reads until the
+/// reply ends with `end`; `None` on any failure.
+fn tls_ask(pki: &Pki, node: &Node, req: &[u8], end: &[u8]) -> Option<Vec<u8>> {
     let sock = TcpStream::connect_timeout(&node.addr(), Duration::from_millis(500)).ok()?;
     sock.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     let name = ServerName::try_from(node.ip.clone()).ok()?;
     let conn = ClientConnection::new(pki.client_config(), name).ok()?;
     let mut s = StreamOwned::new(conn, sock);
-    let mut req = Vec::new();
-    let mut skip = 0;
-    if let Some(l) = login {
-        req.extend_from_slice(format!("set auth 0 0 {}\r\n{l}\r\n", l.len()).as_bytes());
-        skip = b"STORED\r\n".len();
-    }
-    req.extend_from_slice(b"config get cluster\r\n");
-    s.write_all(&req).ok()?;
+    s.write_all(req).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    while !(buf.len() > skip && buf.ends_with(b"END\r\n")) {
+    while !buf.ends_with(end) {
         let n = s.read(&mut chunk).ok()?;
         if n == 0 {
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    if login.is_some() && !buf.starts_with(b"STORED\r\n") {
-        return None;
+    Some(buf)
+}
+
+/// `config get cluster` over TLS; `None` on any failure. `login`: a text
+/// login sent first.
+fn tls_config(pki: &Pki, node: &Node, login: Option<&str>) -> Option<(u64, String)> {
+    let mut req = Vec::new();
+    if let Some(l) = login {
+        req.extend_from_slice(format!("set auth 0 0 {}\r\n{l}\r\n", l.len()).as_bytes());
     }
-    Some(parse_config(&buf[skip..]))
+    req.extend_from_slice(b"config get cluster\r\n");
+    let buf = tls_ask(pki, node, &req, b"END\r\n")?;
+    let reply = match login {
+        Some(_) => buf.strip_prefix(b"STORED\r\n")?,
+        None => &buf[..],
+    };
+    Some(parse_config(reply))
 }
 
 /// Polls every node over TLS until all list exactly `want` under one
@@ -289,6 +295,16 @@ fn mutual_tls_admits_the_cluster_and_refuses_a_foreign_ca() {
     converge(&pki, &[&a, &b], None, &pair, Duration::from_secs(1));
     let seen = tls_config(&pki, &a, None).unwrap().1;
     assert!(!seen.contains("127.0.0.3"), "{seen}");
+    // The member counted the refused handshake.
+    let stats = tls_ask(&pki, &a, b"stats\r\n", b"END\r\n").unwrap();
+    let stats = String::from_utf8(stats).unwrap();
+    let errors: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("STAT ssl_handshake_errors "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(errors >= 1, "{stats}");
 }
 
 #[test]
@@ -451,26 +467,9 @@ fn a_peer_stalling_mid_handshake_does_not_hold_the_agent() {
     converge(&pki, &[&a, &b], None, &all, Duration::from_secs(4));
     let v = tls_config(&pki, &a, None).unwrap().0;
     let new = list(&[a.entry(), b.entry()]);
-    set_over_tls(&pki, &a, &config_set(v + 10, &new));
+    let reply = tls_ask(&pki, &a, &config_set(v + 10, &new), b"\r\n");
+    assert_eq!(reply.as_deref(), Some(&b"STORED\r\n"[..]));
     converge(&pki, &[&a, &b], None, &new, Duration::from_secs(4));
-}
-
-/// Sends one request over TLS and expects `STORED`.
-fn set_over_tls(pki: &Pki, node: &Node, req: &[u8]) {
-    let sock = TcpStream::connect_timeout(&node.addr(), Duration::from_millis(500)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let name = ServerName::try_from(node.ip.clone()).unwrap();
-    let conn = ClientConnection::new(pki.client_config(), name).unwrap();
-    let mut s = StreamOwned::new(conn, sock);
-    s.write_all(req).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 256];
-    while !buf.ends_with(b"\r\n") {
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed after {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    assert_eq!(buf, b"STORED\r\n");
 }
 
 #[test]
