@@ -476,7 +476,7 @@ fn a_peer_stalling_mid_handshake_does_not_hold_the_agent() {
 fn cluster_tls_off_exchanges_in_clear_on_notls_listeners() {
     let pki = Pki::new("cluster-tls-off");
     let mut watch = Watch::default();
-    let make = |tag: &str, tls_ip: &str, plain_ip: &str, extra: &[&str]| {
+    let make = |tag: &str, tls_ip: &str, plain_ip: &str, o: &str, extra: &[&str]| {
         let port = free_port_on(plain_ip);
         let mut args: Vec<String> = [
             "-p",
@@ -496,7 +496,7 @@ fn cluster_tls_off_exchanges_in_clear_on_notls_listeners() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(pki.node_args(tag, &pki.ca, &[tls_ip], "cluster_tls=0"));
+        args.extend(pki.node_args(tag, &pki.ca, &[tls_ip], o));
         args.extend(extra.iter().map(|s| s.to_string()));
         Node {
             host: "localhost".into(),
@@ -506,16 +506,29 @@ fn cluster_tls_off_exchanges_in_clear_on_notls_listeners() {
             srv: None,
         }
     };
-    let mut a = make("a", "127.0.0.1", "127.0.0.11", &[]);
+    let mut a = make("a", "127.0.0.1", "127.0.0.11", "cluster_tls=0", &[]);
     a.start();
     let join = a.hostport();
-    let mut b = make("b", "127.0.0.2", "127.0.0.12", &["--join", &join]);
-    b.start();
-    watch.converge(
-        &[&a, &b],
-        Some(&list(&[a.entry(), b.entry()])),
-        Duration::from_secs(3),
+    let mut b = make(
+        "b",
+        "127.0.0.2",
+        "127.0.0.12",
+        "cluster_tls=0",
+        &["--join", &join],
     );
+    b.start();
+    let pair = list(&[a.entry(), b.entry()]);
+    watch.converge(&[&a, &b], Some(&pair), Duration::from_secs(3));
+    // A node that kept the default speaks TLS to the plain listener: it is
+    // refused, and says so instead of falling back to plain TCP.
+    let mut c = make("c", "127.0.0.3", "127.0.0.13", "", &["--join", &join]);
+    c.start();
+    let log = wait_for_log(&c, "TLS handshake failed", Duration::from_secs(5));
+    assert!(
+        log.contains(&format!("cluster: {join}: TLS handshake failed: ")),
+        "{log}"
+    );
+    watch.converge(&[&a, &b], Some(&pair), Duration::from_secs(1));
 }
 
 #[test]
