@@ -187,6 +187,8 @@ pub struct FileConfig {
     pub cluster_failure_timeout: Option<f64>,
     pub cluster_state: Option<PathBuf>,
     pub cluster_credentials: Option<PathBuf>,
+    pub cluster_tls: Option<bool>,
+    pub cluster_ca_cert: Option<PathBuf>,
 }
 
 /// Cluster auto discovery settings (see `docs/cluster.md`).
@@ -204,6 +206,11 @@ pub struct ClusterSettings {
     pub state_file: Option<PathBuf>,
     /// Read from `--cluster-credentials` at start-up.
     pub credentials: Option<crate::cluster::PeerCredentials>,
+    /// `-o cluster_tls`: exchange with peers over TLS; `None`: as `-Z`.
+    pub tls: Option<bool>,
+    /// `-o cluster_ca_cert`: CAs that sign the peers' certificates
+    /// (default: `ssl_ca_cert`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for ClusterSettings {
@@ -217,6 +224,8 @@ impl Default for ClusterSettings {
             failure_timeout: Some(DEFAULT_FAILURE_TIMEOUT),
             state_file: None,
             credentials: None,
+            tls: None,
+            ca_cert: None,
         }
     }
 }
@@ -465,6 +474,9 @@ impl Args {
             ssl_ca_cert: None,
             ssl_verify_mode: None,
             ssl_min_version: None,
+            // -o cluster_* options are applied after, like ssl_*.
+            cluster_tls: None,
+            cluster_ca_cert: None,
         }
     }
 }
@@ -643,6 +655,12 @@ fn apply(s: &mut Settings, f: &FileConfig) -> Result<(), String> {
     }
     if let Some(v) = f.ssl_min_version {
         s.tls.min_version = check_min_version(v)?;
+    }
+    if let Some(v) = f.cluster_tls {
+        s.cluster.tls = Some(v);
+    }
+    if let Some(p) = &f.cluster_ca_cert {
+        s.cluster.ca_cert = Some(p.clone());
     }
     apply_cluster(
         &mut s.cluster,
@@ -830,6 +848,8 @@ fn apply_extended(s: &mut Settings, opts: &str) -> Result<(), String> {
             "ssl_ca_cert" => s.tls.ca_cert = Some(parse_path(key, value)?),
             "ssl_verify_mode" => s.tls.verify_mode = check_verify_mode(parse_num(key, value)?)?,
             "ssl_min_version" => s.tls.min_version = check_min_version(parse_num(key, value)?)?,
+            "cluster_tls" => s.cluster.tls = Some(parse_bool(key, value)?),
+            "cluster_ca_cert" => s.cluster.ca_cert = Some(parse_path(key, value)?),
             "ssl_keyformat"
                 if value.map_or(true, |v| v == "0" || v.eq_ignore_ascii_case("pem")) => {}
             "ssl_keyformat" => return Err("-o ssl_keyformat: only PEM keys are supported".into()),

@@ -164,6 +164,12 @@ impl ServerState {
                     format_args!("reload failed, the current certificates stay: {e}"),
                 ),
             }
+            if let Err(e) = self.cluster.reload_tls() {
+                self.log(
+                    0,
+                    format_args!("reload failed, the cluster exchange's certificates stay: {e}"),
+                );
+            }
         }
     }
 }

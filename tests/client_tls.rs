@@ -89,10 +89,12 @@ fn tls_args(dir: &Dir, ca: &Ca, names: &[&str]) -> Vec<String> {
     let (cert, key) = ca.leaf(names, ExtendedKeyUsagePurpose::ServerAuth);
     let cert = dir.write("server.pem", &cert);
     let key = dir.write("server.key", &key);
+    // Nodes with peers verify them over TLS against this CA.
+    let peers_ca = dir.write("cluster-ca.pem", &ca.pem());
     vec![
         "-Z".into(),
         "-o".into(),
-        format!("ssl_chain_cert={cert},ssl_key={key}"),
+        format!("ssl_chain_cert={cert},ssl_key={key},cluster_ca_cert={peers_ca}"),
     ]
 }
 

@@ -21,6 +21,7 @@ pub mod node;
 pub mod nodefile;
 pub mod payload;
 pub mod state;
+pub mod tls;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ pub use agent::Agent;
 pub use credentials::PeerCredentials;
 pub use node::NodeEntry;
 use state::{AdminError, Change, State};
+pub use tls::PeerTls;
 
 /// Default time a silent node stays listed. See `docs/cluster.md`: longer
 /// than a typical restart (so a restart does not remap keys twice), shorter
@@ -64,6 +66,8 @@ pub struct ClusterOptions {
     pub admin: AdminRule,
     /// `--cluster-credentials`: the login peers under `-S`/`-Y` require.
     pub credentials: Option<PeerCredentials>,
+    /// How peers are reached over TLS; `None`: plain TCP.
+    pub tls: Option<Arc<PeerTls>>,
 }
 
 /// This node's entry in the list: `--cluster-host` (default: the system
@@ -171,6 +175,7 @@ impl Cluster {
             failure_timeout: None,
             admin: AdminRule::default(),
             credentials: None,
+            tls: None,
         });
         c.with_state(|s| s.boot(None, false, Instant::now()));
         c
@@ -252,6 +257,16 @@ impl Cluster {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let known = |n: &NodeEntry| n.ip.parse::<std::net::IpAddr>().ok() == Some(peer);
         s.peers().iter().any(known) || s.base().nodes.iter().any(known)
+    }
+
+    /// Reloads the certificates the agent uses with peers (with the
+    /// server's, on `SIGHUP` and `refresh_certs`); on failure the current
+    /// ones stay. Nothing to do without TLS to peers.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.opts.tls {
+            Some(t) => t.reload(),
+            None => Ok(()),
+        }
     }
 
     fn stopping(&self) -> bool {

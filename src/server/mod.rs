@@ -66,6 +66,16 @@ impl Server {
         // so the first `config get cluster` already answers the cluster's
         // version (connections wait in the listen backlog meanwhile).
         let port = addrs.first().map(|a| a.port()).unwrap_or(settings.port);
+        let tls = if settings.tls.enabled {
+            let t = tls::Tls::load(&settings.tls, 0)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(Arc::new(t))
+        } else {
+            None
+        };
+        let has_peers = settings.cluster.file.is_some() || settings.cluster.join.is_some();
+        let peer_tls = cluster::PeerTls::from_settings(&settings.tls, &settings.cluster, has_peers)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let cluster = Arc::new(Cluster::new(ClusterOptions {
             me: cluster::own_entry(&settings.cluster, &settings.listen, port),
             file: settings.cluster.file.clone(),
@@ -74,6 +84,7 @@ impl Server {
             failure_timeout: settings.cluster.failure_timeout,
             admin: settings.cluster.admin.clone(),
             credentials: settings.cluster.credentials.clone(),
+            tls: peer_tls,
         }));
         let verbosity = Arc::new(AtomicU8::new(settings.verbosity));
         let log_level = verbosity.clone();
@@ -91,20 +102,12 @@ impl Server {
         let auth = crate::auth::Auth::load(&settings)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let needs_login = settings.sasl || settings.auth_file.is_some();
-        let has_peers = settings.cluster.file.is_some() || settings.cluster.join.is_some();
         if needs_login && has_peers && settings.cluster.credentials.is_none() {
             eprintln!(
                 "warning: peers that require authentication refuse this node's cluster \
                  exchange; give it --cluster-credentials"
             );
         }
-        let tls = if settings.tls.enabled {
-            let t = tls::Tls::load(&settings.tls, 0)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            Some(Arc::new(t))
-        } else {
-            None
-        };
         let mut state = ServerState::with_cluster(settings, cluster);
         state.auth = auth;
         if let Some(t) = &tls {
