@@ -631,25 +631,37 @@ fn timed_out(e: io::Error) -> io::Error {
     }
 }
 
+// A call with a socket timeout fails with EINTR after the process was
+// stopped and continued (signal(7)): it is tried again, within the deadline.
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let t = self.budget()?;
-        if t != self.read_timeout {
-            self.sock.set_read_timeout(Some(t))?;
-            self.read_timeout = t;
+        loop {
+            let t = self.budget()?;
+            if t != self.read_timeout {
+                self.sock.set_read_timeout(Some(t))?;
+                self.read_timeout = t;
+            }
+            match self.sock.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r.map_err(timed_out),
+            }
         }
-        self.sock.read(buf).map_err(timed_out)
     }
 }
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let t = self.budget()?;
-        if t != self.write_timeout {
-            self.sock.set_write_timeout(Some(t))?;
-            self.write_timeout = t;
+        loop {
+            let t = self.budget()?;
+            if t != self.write_timeout {
+                self.sock.set_write_timeout(Some(t))?;
+                self.write_timeout = t;
+            }
+            match self.sock.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r.map_err(timed_out),
+            }
         }
-        self.sock.write(buf).map_err(timed_out)
     }
 
     fn flush(&mut self) -> io::Result<()> {
