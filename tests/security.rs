@@ -709,7 +709,7 @@ fn a_plaintext_client_on_a_tls_listener_gets_no_data() {
     ferrocache_only!();
     let d = Dir::new("tls");
     let (opts, ca) = tls::server_files(&d, false);
-    let s = Server::start(&["-Z", "-o", &opts]);
+    let s = Server::start(&["-Z", "-o", &opts, "-v"]);
     let mut c = s.conn();
     c.send(b"set k 0 0 1\r\nv\r\nget k\r\nversion\r\nstats\r\n");
     let (got, closed) = c.read_to_close(Duration::from_secs(5));
@@ -722,6 +722,8 @@ fn a_plaintext_client_on_a_tls_listener_gets_no_data() {
     // And nothing was stored.
     let reply = tls::version(s.addr(), tls::config(&ca, None));
     assert!(reply.starts_with(b"VERSION "), "{}", esc_short(&reply));
+    // With -v the refusal is logged with the client's address.
+    wait_log(&s, "TLS error from 127.0.0.1: ", 0);
 }
 
 #[test]

@@ -239,7 +239,20 @@ fn sock_read(
         Some(t) => {
             static NONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let errors = cx.state.tls.as_ref().map_or(&NONE, |s| &s.handshake_errors);
-            tls::read(t, stream, buf, errors)
+            let r = tls::read(t, stream, buf, errors);
+            if let Err(e) = &r {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    // rustls's reason (an alert, a certificate check), never
+                    // key material; with the address, like failed logins.
+                    let from = cx.state.conn_peer(cx.conn_id);
+                    let from = from.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+                    cx.state.log(
+                        1,
+                        format_args!("<{} TLS error from {from}: {e}", cx.conn_id),
+                    );
+                }
+            }
+            r
         }
     }
 }
