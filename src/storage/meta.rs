@@ -321,46 +321,12 @@ impl Cache {
                 return o;
             }
         }
-        let Some(loc) = self.alloc(id, hash, now) else {
-            return StoreOutcome::OutOfMemory;
-        };
-        let it = self.slabs.item(loc);
-        // SAFETY: `alloc` handed us the chunk OWNED and sized for the item.
-        unsafe { it.init(key, value.len(), flags, exptime, now, 0) }.copy_from_slice(value);
-        let mut t = lock(stripe);
-        let (cur, f) = self.current_cas(&mut t, hash, key, now);
-        let stale = match self.meta_check(mode, cas, cur.map(|c| c.1), opts) {
-            Ok(stale) => stale,
-            Err(o) => {
-                drop(t);
-                self.release_found(f);
-                self.release(loc, None);
-                return o;
-            }
-        };
-        let mut new_cas = self.link(&mut t, hash, loc, cur.map(|c| c.0));
-        if let Some(c) = opts.new_cas {
-            // SAFETY: linked under the stripe lock we hold.
-            unsafe { it.set_cas(c) };
-            new_cas = c;
-        }
-        let bits = if stale { STALE } else { 0 } | if opts.binary_key { KEY_BINARY } else { 0 };
-        if bits != 0 {
-            it.state().fetch_or(bits, Ordering::Relaxed);
-        }
-        drop(t);
-        self.release_found(f);
-        if let Some((old, _)) = cur {
-            self.release(old, None);
-        }
-        StoreOutcome::Stored {
-            cas: self.reported(new_cas),
-        }
+        self.store_new(mode, key, hash, id, flags, exptime, value, cas, now, opts)
     }
 
     /// [`Cache::check`] with `I`: a compare CAS older than the item's
     /// passes and asks for the new item to be stale (`Ok(true)`).
-    fn meta_check(
+    pub(super) fn meta_check(
         &self,
         mode: StoreMode,
         cas: u64,

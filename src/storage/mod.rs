@@ -76,7 +76,7 @@ use hashbrown::HashTable;
 use crate::clock::RelTime;
 use evict::Ghost;
 use index::{lock, Index};
-use item::{item_size, Item, FETCHED, LINKED, OWNED};
+use item::{item_size, Item, FETCHED, KEY_BINARY, LINKED, OWNED, STALE};
 use slabs::Slabs;
 
 pub use meta::{DebugInfo, MetaArith, MetaDeleteOpts, MetaGetOpts, MetaStoreOpts, MetaView};
@@ -270,6 +270,14 @@ pub(crate) enum Dead {
     Expired,
     Flushed,
 }
+
+/// A store without the meta extras.
+const PLAIN: MetaStoreOpts = MetaStoreOpts {
+    invalidate: false,
+    new_cas: None,
+    vivify: None,
+    binary_key: false,
+};
 
 /// What a stripe lookup found.
 enum Found {
@@ -590,21 +598,57 @@ impl Cache {
             drop(t);
             self.release_found(f);
         }
+        self.store_new(mode, key, hash, id, flags, exptime, value, cas, now, &PLAIN)
+    }
+
+    /// The second half of every store of a whole value: writes it into a
+    /// fresh chunk, then checks `mode` again under the stripe lock, because
+    /// the key may have changed while we allocated (and maybe evicted).
+    /// `opts` brings the meta extras (`I`'s stale mark, `E`'s CAS, the
+    /// binary-key bit); the classic verbs pass [`PLAIN`], which costs them
+    /// nothing once this is inlined.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn store_new(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        hash: u64,
+        id: u8,
+        flags: u32,
+        exptime: RelTime,
+        value: &[u8],
+        cas: u64,
+        now: RelTime,
+        opts: &MetaStoreOpts,
+    ) -> StoreOutcome {
         let Some(loc) = self.alloc(id, hash, now) else {
             return StoreOutcome::OutOfMemory;
         };
         let it = self.slabs.item(loc);
         // SAFETY: `alloc` handed us the chunk OWNED and sized for the item.
         unsafe { it.init(key, value.len(), flags, exptime, now, 0) }.copy_from_slice(value);
-        let mut t = lock(stripe);
+        let mut t = lock(self.index.stripe(hash));
         let (cur, f) = self.current_cas(&mut t, hash, key, now);
-        if let Err(o) = self.check(mode, cas, cur.map(|c| c.1)) {
-            drop(t);
-            self.release_found(f);
-            self.release(loc, None);
-            return o;
+        let stale = match self.meta_check(mode, cas, cur.map(|c| c.1), opts) {
+            Ok(stale) => stale,
+            Err(o) => {
+                drop(t);
+                self.release_found(f);
+                self.release(loc, None);
+                return o;
+            }
+        };
+        let mut new_cas = self.link(&mut t, hash, loc, cur.map(|c| c.0));
+        if let Some(c) = opts.new_cas {
+            // SAFETY: linked under the stripe lock we hold.
+            unsafe { it.set_cas(c) };
+            new_cas = c;
         }
-        let new_cas = self.link(&mut t, hash, loc, cur.map(|c| c.0));
+        let bits = if stale { STALE } else { 0 } | if opts.binary_key { KEY_BINARY } else { 0 };
+        if bits != 0 {
+            it.state().fetch_or(bits, Ordering::Relaxed);
+        }
         drop(t);
         self.release_found(f);
         if let Some((old, _)) = cur {
