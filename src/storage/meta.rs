@@ -442,14 +442,9 @@ impl Cache {
             let it = self.slabs.item(loc);
             // SAFETY: `alloc` handed us the chunk OWNED and sized.
             unsafe { it.init(key, 0, flags, opts.touch.unwrap_or(oexp), now, 0) };
-            let mut t = lock(stripe);
-            let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            if cur != Some((old, old_cas)) {
-                drop(t);
-                self.release_found(f);
-                self.release(loc, None);
+            let Some(mut t) = self.relock_unchanged(hash, key, now, (old, old_cas), loc) else {
                 continue;
-            }
+            };
             self.link(&mut t, hash, loc, Some(old));
             if opts.invalidate {
                 self.mark_stale(it, opts);

@@ -69,7 +69,7 @@ mod meta;
 mod slabs;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
@@ -716,6 +716,29 @@ impl Cache {
         }
     }
 
+    /// Takes the stripe lock again for replacing `old` by the chunk `loc`
+    /// allocated without it. Returns the guard when `old` is still the live
+    /// item with the CAS it had; otherwise frees `loc` (and what the look
+    /// found dead) after dropping the lock, and the caller starts over.
+    fn relock_unchanged(
+        &self,
+        hash: u64,
+        key: &[u8],
+        now: RelTime,
+        old: (u32, u64),
+        loc: u32,
+    ) -> Option<MutexGuard<'_, HashTable<u32>>> {
+        let mut t = lock(self.index.stripe(hash));
+        let (cur, f) = self.current_cas(&mut t, hash, key, now);
+        if cur == Some(old) {
+            return Some(t);
+        }
+        drop(t);
+        self.release_found(f);
+        self.release(loc, None);
+        None
+    }
+
     fn class_for(&self, klen: usize, vlen: usize, flags: u32) -> Option<u8> {
         if vlen > u32::MAX as usize {
             return None;
@@ -759,14 +782,9 @@ impl Cache {
             let Some(loc) = self.alloc(id, hash, now) else {
                 return StoreOutcome::OutOfMemory;
             };
-            let mut t = lock(stripe);
-            let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            if cur != Some((old, old_cas)) {
-                drop(t);
-                self.release_found(f);
-                self.release(loc, None);
+            let Some(mut t) = self.relock_unchanged(hash, key, now, (old, old_cas), loc) else {
                 continue;
-            }
+            };
             let it = self.slabs.item(loc);
             // SAFETY: we own `loc`, sized for the sum; `old` is live under
             // the stripe lock we hold, and the two chunks are distinct.
@@ -907,14 +925,9 @@ impl Cache {
             let Some(loc) = self.alloc(id, hash, now) else {
                 return ArithOutcome::OutOfMemory;
             };
-            let mut t = lock(stripe);
-            let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            if cur != Some((old, old_cas)) {
-                drop(t);
-                self.release_found(f);
-                self.release(loc, None);
+            let Some(mut t) = self.relock_unchanged(hash, key, now, (old, old_cas), loc) else {
                 continue;
-            }
+            };
             let nit = self.slabs.item(loc);
             // SAFETY: we own `loc`, sized for the digits.
             unsafe { nit.init(key, digits.len(), oflags, oexp, now, 0) }.copy_from_slice(digits);
