@@ -418,13 +418,8 @@ impl Cache {
         opts: &MetaDeleteOpts,
     ) -> DeleteOutcome {
         let hash = self.index.hash(key);
-        let stripe = self.index.stripe(hash);
         loop {
-            let mut t = lock(stripe);
-            let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            let Some((old, old_cas)) = cur else {
-                drop(t);
-                self.release_found(f);
+            let Some((t, old, old_cas)) = self.lock_live(hash, key, now) else {
                 return DeleteOutcome::NotFound;
             };
             if cas != 0 && self.reported(old_cas) != cas {

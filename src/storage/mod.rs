@@ -716,6 +716,24 @@ impl Cache {
         }
     }
 
+    /// Locks the key's stripe and finds its live item and that item's CAS.
+    /// Without one, frees what the look found dead after dropping the lock.
+    fn lock_live(
+        &self,
+        hash: u64,
+        key: &[u8],
+        now: RelTime,
+    ) -> Option<(MutexGuard<'_, HashTable<u32>>, u32, u64)> {
+        let mut t = lock(self.index.stripe(hash));
+        let (cur, f) = self.current_cas(&mut t, hash, key, now);
+        let Some((loc, cas)) = cur else {
+            drop(t);
+            self.release_found(f);
+            return None;
+        };
+        Some((t, loc, cas))
+    }
+
     /// Takes the stripe lock again for replacing `old` by the chunk `loc`
     /// allocated without it. Returns the guard when `old` is still the live
     /// item with the CAS it had; otherwise frees `loc` (and what the look
@@ -756,13 +774,8 @@ impl Cache {
         now: RelTime,
     ) -> StoreOutcome {
         let hash = self.index.hash(key);
-        let stripe = self.index.stripe(hash);
         loop {
-            let mut t = lock(stripe);
-            let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            let Some((old, old_cas)) = cur else {
-                drop(t);
-                self.release_found(f);
+            let Some((t, old, old_cas)) = self.lock_live(hash, key, now) else {
                 return self
                     .check(mode, cas, None)
                     .err()
@@ -855,14 +868,9 @@ impl Cache {
             return ArithOutcome::NotFound;
         }
         let hash = self.index.hash(key);
-        let stripe = self.index.stripe(hash);
         let mut buf = [0u8; 20];
         loop {
-            let mut t = lock(stripe);
-            let f = self.find(&mut t, hash, key, now);
-            let Found::Live(old) = f else {
-                drop(t);
-                self.release_found(f);
+            let Some((t, old, old_cas)) = self.lock_live(hash, key, now) else {
                 let Some((initial, exptime)) = create else {
                     return ArithOutcome::NotFound;
                 };
@@ -879,11 +887,9 @@ impl Cache {
                 }
             };
             let it = self.slabs.item(old);
-            // SAFETY (this block's reads and the in-place write): live item
-            // under its stripe lock.
-            let old_cas = unsafe { it.cas() };
             // memcached rejects an empty value before it looks at the CAS.
-            // SAFETY: as above.
+            // SAFETY (this and the reads and in-place write below): live
+            // item under its stripe lock.
             if unsafe { it.vlen() } == 0 {
                 return ArithOutcome::NonNumeric;
             }
