@@ -372,24 +372,15 @@ impl Cache {
             return self.delete(key, cas, now);
         }
         let hash = self.index.hash(key);
-        let mut t = lock(self.index.stripe(hash));
-        match self.find(&mut t, hash, key, now) {
-            Found::Live(loc) => {
-                let it = self.slabs.item(loc);
-                // SAFETY: live item under its stripe lock.
-                if cas != 0 && self.reported(unsafe { it.cas() }) != cas {
-                    return DeleteOutcome::Exists;
-                }
-                self.mark_stale(it, opts);
-                DeleteOutcome::Deleted
-            }
-            Found::Absent => DeleteOutcome::NotFound,
-            f => {
-                drop(t);
-                self.release_found(f);
-                DeleteOutcome::NotFound
-            }
+        let Some((t, loc, old_cas)) = self.lock_live(hash, key, now) else {
+            return DeleteOutcome::NotFound;
+        };
+        if cas != 0 && self.reported(old_cas) != cas {
+            return DeleteOutcome::Exists;
         }
+        self.mark_stale(self.slabs.item(loc), opts);
+        drop(t);
+        DeleteOutcome::Deleted
     }
 
     /// Invalidation: stale, a fresh CAS, the win up for grabs again.

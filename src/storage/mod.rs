@@ -824,29 +824,19 @@ impl Cache {
     /// Removes a key; a non-zero `cas` must match.
     pub fn delete(&self, key: &[u8], cas: u64, now: RelTime) -> DeleteOutcome {
         let hash = self.index.hash(key);
-        let mut t = lock(self.index.stripe(hash));
-        match self.find(&mut t, hash, key, now) {
-            Found::Live(loc) => {
-                let it = self.slabs.item(loc);
-                // SAFETY: live item under its stripe lock.
-                if cas != 0 && self.reported(unsafe { it.cas() }) != cas {
-                    return DeleteOutcome::Exists;
-                }
-                if let Ok(e) = t.find_entry(hash, |&l| l == loc) {
-                    e.remove();
-                }
-                self.unlinked(loc);
-                drop(t);
-                self.release(loc, None);
-                DeleteOutcome::Deleted
-            }
-            Found::Absent => DeleteOutcome::NotFound,
-            f => {
-                drop(t);
-                self.release_found(f);
-                DeleteOutcome::NotFound
-            }
+        let Some((mut t, loc, old_cas)) = self.lock_live(hash, key, now) else {
+            return DeleteOutcome::NotFound;
+        };
+        if cas != 0 && self.reported(old_cas) != cas {
+            return DeleteOutcome::Exists;
         }
+        if let Ok(e) = t.find_entry(hash, |&l| l == loc) {
+            e.remove();
+        }
+        self.unlinked(loc);
+        drop(t);
+        self.release(loc, None);
+        DeleteOutcome::Deleted
     }
 
     /// incr/decr. When the key is absent and `create` is given, stores the
