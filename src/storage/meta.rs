@@ -158,15 +158,7 @@ impl Cache {
                     // do not outlive `read`, which runs before the lock drops.
                     let r = unsafe {
                         read(MetaView {
-                            item: ItemRef {
-                                key: it.key(),
-                                value: it.value(),
-                                flags: it.flags(),
-                                cas: self.reported(it.cas()),
-                                exptime: it.exptime().load(Ordering::Relaxed),
-                                last_access,
-                                fetched,
-                            },
+                            item: self.item_ref(it, last_access, fetched),
                             exptime_before,
                             stale,
                             win_sent,

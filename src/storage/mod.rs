@@ -485,17 +485,7 @@ impl Cache {
                 let fetched = it.mark_access();
                 // SAFETY: LINKED item under its stripe lock; the slices do
                 // not outlive `read`, which runs before the lock drops.
-                let r = unsafe {
-                    read(ItemRef {
-                        key: it.key(),
-                        value: it.value(),
-                        flags: it.flags(),
-                        cas: self.reported(it.cas()),
-                        exptime: it.exptime().load(Ordering::Relaxed),
-                        last_access,
-                        fetched,
-                    })
-                };
+                let r = unsafe { read(self.item_ref(it, last_access, fetched)) };
                 if last_access != now {
                     it.time().store(now, Ordering::Relaxed);
                 }
@@ -510,6 +500,25 @@ impl Cache {
                     Dead::Flushed => Lookup::Flushed,
                 }
             }
+        }
+    }
+
+    /// A live item as its reader sees it; `last_access` and `fetched` are
+    /// from before this access.
+    ///
+    /// # Safety
+    /// The caller holds the item's stripe lock; the slices must not outlive
+    /// it.
+    #[inline]
+    unsafe fn item_ref<'a>(&self, it: Item, last_access: RelTime, fetched: bool) -> ItemRef<'a> {
+        ItemRef {
+            key: it.key(),
+            value: it.value(),
+            flags: it.flags(),
+            cas: self.reported(it.cas()),
+            exptime: it.exptime().load(Ordering::Relaxed),
+            last_access,
+            fetched,
         }
     }
 
