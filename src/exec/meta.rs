@@ -54,6 +54,23 @@ fn bare<'a>(
     }
 }
 
+/// The key the store sees (decoded into `buf` if it came in base64) and
+/// the key the reply names.
+fn keys<'a>(
+    key: MetaKey<'a>,
+    flags: &MetaFlags<'_>,
+    buf: &'a mut [u8; KEY_MAX_LENGTH],
+    scratch: &'a mut Vec<u8>,
+) -> (&'a [u8], MetaKey<'a>) {
+    let k = key.bytes(buf);
+    let key = if flags.has(b'k') {
+        echoed(key, k, scratch)
+    } else {
+        key
+    };
+    (k, key)
+}
+
 /// The key as `k` echoes it. memcached re-encodes a base64 key from its
 /// decoded bytes, so characters its decoder skipped do not come back.
 fn echoed<'a>(key: MetaKey<'a>, decoded: &[u8], scratch: &'a mut Vec<u8>) -> MetaKey<'a> {
@@ -97,14 +114,8 @@ fn get<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out: 
         new_cas: flags.new_cas(),
         binary_key: key.base64,
     };
-    let mut buf = [0u8; KEY_MAX_LENGTH];
-    let k = key.bytes(&mut buf);
-    let mut scratch = Vec::new();
-    let key = if flags.has(b'k') {
-        echoed(key, k, &mut scratch)
-    } else {
-        key
-    };
+    let (mut buf, mut scratch) = ([0u8; KEY_MAX_LENGTH], Vec::new());
+    let (k, key) = keys(key, flags, &mut buf, &mut scratch);
     let with_value = flags.has(b'v');
     stats.cmd_get.incr();
     if opts.touch.is_some() {
@@ -212,14 +223,8 @@ fn set<S: Sink>(
         vivify: flags.vivify().map(|t| state.clock.deadline(t)),
         binary_key: key.base64,
     };
-    let mut buf = [0u8; KEY_MAX_LENGTH];
-    let k = key.bytes(&mut buf);
-    let mut scratch = Vec::new();
-    let key = if flags.has(b'k') {
-        echoed(key, k, &mut scratch)
-    } else {
-        key
-    };
+    let (mut buf, mut scratch) = ([0u8; KEY_MAX_LENGTH], Vec::new());
+    let (k, key) = keys(key, flags, &mut buf, &mut scratch);
     cx.stats.cmd_set.incr();
     let exptime = state.clock.deadline(flags.ttl().unwrap_or(0));
     let cas = flags.compare_cas().unwrap_or(0);
@@ -277,14 +282,8 @@ fn delete<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, ou
         new_cas: flags.new_cas(),
         remove_value: flags.has(b'x').then_some(flags.client_flags()),
     };
-    let mut buf = [0u8; KEY_MAX_LENGTH];
-    let k = key.bytes(&mut buf);
-    let mut scratch = Vec::new();
-    let key = if flags.has(b'k') {
-        echoed(key, k, &mut scratch)
-    } else {
-        key
-    };
+    let (mut buf, mut scratch) = ([0u8; KEY_MAX_LENGTH], Vec::new());
+    let (k, key) = keys(key, flags, &mut buf, &mut scratch);
     let cas = flags.compare_cas().unwrap_or(0);
     let status = match state.cache.meta_delete(k, cas, now, &opts) {
         DeleteOutcome::Deleted => {
@@ -316,14 +315,8 @@ fn arith<S: Sink>(key: MetaKey<'_>, flags: &MetaFlags<'_>, cx: &Context<'_>, out
         ArithOp::Incr => (&stats.incr_hits, &stats.incr_misses),
         ArithOp::Decr => (&stats.decr_hits, &stats.decr_misses),
     };
-    let mut buf = [0u8; KEY_MAX_LENGTH];
-    let k = key.bytes(&mut buf);
-    let mut scratch = Vec::new();
-    let key = if flags.has(b'k') {
-        echoed(key, k, &mut scratch)
-    } else {
-        key
-    };
+    let (mut buf, mut scratch) = ([0u8; KEY_MAX_LENGTH], Vec::new());
+    let (k, key) = keys(key, flags, &mut buf, &mut scratch);
     let create = flags.vivify().map(|n| (flags.initial(), deadline(n)));
     let done = state.cache.meta_arith(
         k,
