@@ -614,9 +614,10 @@ impl Cache {
     /// fresh chunk, then checks `mode` again under the stripe lock, because
     /// the key may have changed while we allocated (and maybe evicted).
     /// `opts` brings the meta extras (`I`'s stale mark, `E`'s CAS, the
-    /// binary-key bit); the classic verbs pass [`PLAIN`], which costs them
-    /// nothing once this is inlined.
-    #[inline]
+    /// binary-key bit); the classic verbs pass [`PLAIN`]. Always inlined,
+    /// so that `store`, the hot path, gets a copy with those branches
+    /// folded away rather than a call with eleven arguments.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn store_new(
         &self,
