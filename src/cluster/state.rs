@@ -612,6 +612,18 @@ mod tests {
         State::new(n(i), 1000 + u64::from(i), Some(Duration::from_secs(5)), now)
     }
 
+    /// Node 1 boots alone; node 2 pulls from it, joins, and node 1 hears
+    /// back: both publish the two of them.
+    fn joined_pair(now: Instant) -> (State, State) {
+        let mut a = node(1, now);
+        a.boot(None, false, now);
+        let mut b = node(2, now);
+        b.merge(a.replica(now), now);
+        b.boot(None, true, now);
+        a.merge(b.replica(now), now);
+        (a, b)
+    }
+
     /// Full exchange both ways, as one gossip round trip does.
     fn sync(a: &mut State, b: &mut State, now: Instant) {
         b.merge(a.replica(now), now);
@@ -718,12 +730,7 @@ mod tests {
     #[test]
     fn long_gone_joined_nodes_are_forgotten() {
         let t0 = Instant::now();
-        let mut a = node(1, t0);
-        a.boot(None, false, t0);
-        let mut b = node(2, t0);
-        b.merge(a.replica(t0), t0);
-        b.boot(None, true, t0);
-        a.merge(b.replica(t0), t0);
+        let (mut a, b) = joined_pair(t0);
         assert_eq!(a.peers(), vec![n(2)]);
         let later = t0 + Duration::from_secs(601);
         a.republish(later, None);
@@ -816,12 +823,7 @@ mod tests {
     #[test]
     fn restart_relearns_and_stays_monotonic() {
         let now = Instant::now();
-        let mut a = node(1, now);
-        a.boot(None, false, now);
-        let mut b = node(2, now);
-        b.merge(a.replica(now), now);
-        b.boot(None, true, now);
-        a.merge(b.replica(now), now);
+        let (mut a, _) = joined_pair(now);
         let before = a.published().clone();
         // b crashes, restarts with a later epoch and re-learns before
         // publishing: nothing changes for clients.
