@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ferrocache::storage::{Cache, CacheConfig, Lookup, StoreMode};
+use ferrocache::storage::{Cache, CacheConfig, Lookup, MetaStoreOpts, StoreMode};
 
 const KEYS: usize = 100_000;
 const NOW: u32 = 100;
@@ -70,6 +70,19 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             j = (j + 1) % fresh.len();
             black_box(small.store(StoreMode::Set, &fresh[j], 0, 0, &value, 0, NOW))
+        })
+    });
+    let opts = MetaStoreOpts::default();
+    c.bench_function("set_ms_overwrite", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            black_box(cache.meta_store(StoreMode::Set, &keys[i], 0, 0, &value, 0, NOW, &opts))
+        })
+    });
+    c.bench_function("set_ms_new_evicting", |b| {
+        b.iter(|| {
+            j = (j + 1) % fresh.len();
+            black_box(small.meta_store(StoreMode::Set, &fresh[j], 0, 0, &value, 0, NOW, &opts))
         })
     });
 }
