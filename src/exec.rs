@@ -268,7 +268,7 @@ pub fn execute<S: Sink>(
         }
         Request::RefreshCerts => match &state.tls {
             None => out.reply(&Response::Error),
-            Some(tls) => match tls.refresh(now).and_then(|()| state.cluster.reload_tls()) {
+            Some(_) => match state.reload_certs() {
                 Ok(()) => out.reply(&Response::Ok),
                 Err(e) => {
                     // The reason names files, not secrets.

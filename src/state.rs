@@ -156,20 +156,35 @@ impl ServerState {
                 ),
             }
         }
-        if let Some(tls) = &self.tls {
-            match tls.refresh(self.clock.now()) {
+        if self.tls.is_some() {
+            match self.reload_certs() {
                 Ok(()) => self.log(0, format_args!("reloaded TLS certificates")),
                 Err(e) => self.log(
                     0,
                     format_args!("reload failed, the current certificates stay: {e}"),
                 ),
             }
-            if let Err(e) = self.cluster.reload_tls() {
-                self.log(
-                    0,
-                    format_args!("reload failed, the cluster exchange's certificates stay: {e}"),
-                );
-            }
         }
+    }
+
+    /// `refresh_certs` and `SIGHUP`: reads the server's certificates and
+    /// those the cluster exchange uses, then swaps them in together, so a
+    /// failure in either leaves both as they were. The error names files,
+    /// never secrets.
+    pub fn reload_certs(&self) -> Result<(), String> {
+        let Some(tls) = &self.tls else {
+            return Ok(());
+        };
+        let server = tls.load_files()?;
+        let peers = match self.cluster.peer_tls() {
+            // Its errors say "cluster TLS".
+            Some(p) => Some((p, p.load_files()?)),
+            None => None,
+        };
+        tls.install(server, self.clock.now());
+        if let Some((p, loaded)) = peers {
+            p.install(loaded);
+        }
+        Ok(())
     }
 }

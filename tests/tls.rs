@@ -350,6 +350,44 @@ fn refresh_certs_reloads_without_restart() {
 }
 
 #[test]
+fn refresh_certs_takes_the_cluster_certificates_with_the_servers_or_neither() {
+    let pki = Pki::new();
+    let ca1 = pki.server();
+    let cluster_ca = pki.write("cluster-ca.pem", &ca1.cert.pem());
+    let opts = format!("{},cluster_ca_cert={cluster_ca}", pki.ssl_opts());
+    let s = Server::start_ferrocache(&["-l", "127.0.0.1,notls:127.0.0.2", "-Z", "-o", &opts], 2);
+    let cfg1 = client_config(&ca1.cert.pem(), None, &tls13_12());
+    let mut p = Conn::connect(s.addrs()[1]);
+    // New server files, but a cluster CA file without a certificate: the
+    // server's new files are not taken either.
+    let ca2 = pki.server();
+    let cfg2 = client_config(&ca2.cert.pem(), None, &tls13_12());
+    pki.write("cluster-ca.pem", "not a certificate\n");
+    p.roundtrip(
+        b"refresh_certs\r\n",
+        b"ERROR: failed to refresh certificates\r\n",
+    );
+    let mut old = tls_connect(s.addrs()[0], cfg1.clone());
+    tls_roundtrip(&mut old, b"version\r\n", b"VERSION ").unwrap();
+    let mut early = tls_connect(s.addrs()[0], cfg2.clone());
+    assert!(tls_roundtrip(&mut early, b"version\r\n", b"VERSION ").is_err());
+    let log = s.stderr();
+    assert!(
+        log.contains(&format!(
+            "refresh_certs failed: cluster TLS: no CA certificate in {cluster_ca}: empty file"
+        )),
+        "{log}"
+    );
+    // Mended, both are taken.
+    pki.write("cluster-ca.pem", &ca2.cert.pem());
+    p.roundtrip(b"refresh_certs\r\n", b"OK\r\n");
+    let mut new = tls_connect(s.addrs()[0], cfg2);
+    tls_roundtrip(&mut new, b"version\r\n", b"VERSION ").unwrap();
+    let mut stale = tls_connect(s.addrs()[0], cfg1);
+    assert!(tls_roundtrip(&mut stale, b"version\r\n", b"VERSION ").is_err());
+}
+
+#[test]
 fn tls_and_sasl_together() {
     let pki = Pki::new();
     let ca = pki.server();

@@ -259,14 +259,10 @@ impl Cluster {
         s.peers().iter().any(known) || s.base().nodes.iter().any(known)
     }
 
-    /// Reloads the certificates the agent uses with peers (with the
-    /// server's, on `SIGHUP` and `refresh_certs`); on failure the current
-    /// ones stay. Nothing to do without TLS to peers.
-    pub fn reload_tls(&self) -> Result<(), String> {
-        match &self.opts.tls {
-            Some(t) => t.reload(),
-            None => Ok(()),
-        }
+    /// How the agent secures its exchanges, when it uses TLS with peers;
+    /// reloaded with the server's certificates.
+    pub fn peer_tls(&self) -> Option<&PeerTls> {
+        self.opts.tls.as_deref()
     }
 
     fn stopping(&self) -> bool {

@@ -79,21 +79,27 @@ impl PeerTls {
             config: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
         };
-        peer.reload()?;
+        let loaded = peer.load_files()?;
+        peer.install(loaded);
         Ok(Some(Arc::new(peer)))
     }
 
-    /// Reads the files again; on failure the current configuration stays.
-    /// Connections made before a successful reload are replaced at their
-    /// next exchange.
-    pub fn reload(&self) -> Result<(), String> {
-        let Some(ca) = &self.ca else {
-            return Ok(());
-        };
-        let config = client_config(&self.settings, ca)?;
-        self.config.store(Some(Arc::new(config)));
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+    /// Reads the files again, for [`PeerTls::install`]; nothing changes
+    /// until then. `None` without a CA (nothing to load).
+    pub fn load_files(&self) -> Result<Option<Arc<ClientConfig>>, String> {
+        match &self.ca {
+            Some(ca) => client_config(&self.settings, ca).map(|c| Some(Arc::new(c))),
+            None => Ok(None),
+        }
+    }
+
+    /// Uses what [`PeerTls::load_files`] read; connections made before are
+    /// replaced at their next exchange.
+    pub fn install(&self, loaded: Option<Arc<ClientConfig>>) {
+        if let Some(config) = loaded {
+            self.config.store(Some(config));
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The configuration for a new connection, and its generation.

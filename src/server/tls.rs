@@ -120,13 +120,16 @@ impl Tls {
         })
     }
 
-    /// `refresh_certs`: reloads the files; on failure the old certificates
-    /// stay in use.
-    pub fn refresh(&self, now: RelTime) -> Result<(), String> {
-        let config = build(&self.settings)?;
-        self.config.store(Arc::new(config));
+    /// Reads the certificate files again, for [`Tls::install`]; nothing
+    /// changes until then, so a caller can load several before swapping.
+    pub fn load_files(&self) -> Result<Arc<ServerConfig>, String> {
+        build(&self.settings).map(Arc::new)
+    }
+
+    /// Serves new sessions with `config`; sessions already made keep theirs.
+    pub fn install(&self, config: Arc<ServerConfig>, now: RelTime) {
+        self.config.store(config);
         self.loaded_at.store(now, Ordering::Relaxed);
-        Ok(())
     }
 
     pub fn settings(&self) -> &TlsSettings {
