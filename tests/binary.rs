@@ -3,6 +3,7 @@
 //! `memccapable -b`.
 
 mod common;
+use common::frames::{request as req, response as resp};
 use common::*;
 use std::path::Path;
 use std::process::Command;
@@ -34,46 +35,6 @@ const TOUCH: u8 = 0x1c;
 const GAT: u8 = 0x1d;
 const GATQ: u8 = 0x1e;
 const GATK: u8 = 0x23;
-
-fn req(op: u8, key: &[u8], extras: &[u8], value: &[u8], opaque: u32, cas: u64) -> Vec<u8> {
-    let body = extras.len() + key.len() + value.len();
-    let mut v = vec![0x80, op];
-    v.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    v.push(extras.len() as u8);
-    v.extend_from_slice(&[0, 0, 0]);
-    v.extend_from_slice(&(body as u32).to_be_bytes());
-    v.extend_from_slice(&opaque.to_be_bytes());
-    v.extend_from_slice(&cas.to_be_bytes());
-    v.extend_from_slice(extras);
-    v.extend_from_slice(key);
-    v.extend_from_slice(value);
-    v
-}
-
-#[allow(clippy::too_many_arguments)]
-fn resp(
-    op: u8,
-    status: u16,
-    opaque: u32,
-    cas: u64,
-    extras: &[u8],
-    key: &[u8],
-    value: &[u8],
-) -> Vec<u8> {
-    let body = extras.len() + key.len() + value.len();
-    let mut v = vec![0x81, op];
-    v.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    v.push(extras.len() as u8);
-    v.push(0);
-    v.extend_from_slice(&status.to_be_bytes());
-    v.extend_from_slice(&(body as u32).to_be_bytes());
-    v.extend_from_slice(&opaque.to_be_bytes());
-    v.extend_from_slice(&cas.to_be_bytes());
-    v.extend_from_slice(extras);
-    v.extend_from_slice(key);
-    v.extend_from_slice(value);
-    v
-}
 
 fn set_extras(flags: u32, exptime: u32) -> Vec<u8> {
     let mut e = flags.to_be_bytes().to_vec();

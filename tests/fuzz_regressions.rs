@@ -196,14 +196,7 @@ fn config_set_refuses_versions_clients_cannot_compare() {
 
 /// A binary request frame: `op`, key, value, no extras.
 fn binary_request(op: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x80, op];
-    f.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(&((key.len() + value.len()) as u32).to_be_bytes());
-    f.extend_from_slice(&[0; 12]);
-    f.extend_from_slice(key);
-    f.extend_from_slice(value);
-    f
+    common::frames::request(op, key, &[], value, 0, 0)
 }
 
 /// Reads one binary response: (opcode, status, body).

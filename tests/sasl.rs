@@ -22,28 +22,11 @@ const AUTH: u8 = 0x21;
 const STEP: u8 = 0x22;
 
 fn req(op: u8, key: &[u8], extras: &[u8], value: &[u8], opaque: u32) -> Vec<u8> {
-    let body = extras.len() + key.len() + value.len();
-    let mut v = vec![0x80, op];
-    v.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    v.push(extras.len() as u8);
-    v.extend_from_slice(&[0, 0, 0]);
-    v.extend_from_slice(&(body as u32).to_be_bytes());
-    v.extend_from_slice(&opaque.to_be_bytes());
-    v.extend_from_slice(&[0; 8]);
-    v.extend_from_slice(extras);
-    v.extend_from_slice(key);
-    v.extend_from_slice(value);
-    v
+    frames::request(op, key, extras, value, opaque, 0)
 }
 
 fn resp(op: u8, status: u16, opaque: u32, value: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x81, op, 0, 0, 0, 0];
-    v.extend_from_slice(&status.to_be_bytes());
-    v.extend_from_slice(&(value.len() as u32).to_be_bytes());
-    v.extend_from_slice(&opaque.to_be_bytes());
-    v.extend_from_slice(&[0; 8]);
-    v.extend_from_slice(value);
-    v
+    frames::response(op, status, opaque, 0, &[], &[], value)
 }
 
 /// (opcode, status, value)

@@ -394,23 +394,9 @@ fn tls_and_sasl_together() {
     let users = pki.write("users", "alice:s3cret\n");
     let s = Server::start(&["-Z", "-o", &pki.ssl_opts(), "-S", "--sasl-db", &users]);
     let cfg = client_config(&ca.cert.pem(), None, &tls13_12());
-    let frame = |op: u8, key: &[u8], value: &[u8]| {
-        let mut v = vec![0x80, op];
-        v.extend_from_slice(&(key.len() as u16).to_be_bytes());
-        v.extend_from_slice(&[0, 0, 0, 0]);
-        v.extend_from_slice(&((key.len() + value.len()) as u32).to_be_bytes());
-        v.extend_from_slice(&[0; 12]);
-        v.extend_from_slice(key);
-        v.extend_from_slice(value);
-        v
-    };
-    let status = |op: u8, st: u8, value: &[u8]| {
-        let mut v = vec![0x81, op, 0, 0, 0, 0, 0, st];
-        v.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        v.extend_from_slice(&[0; 12]);
-        v.extend_from_slice(value);
-        v
-    };
+    let frame = |op: u8, key: &[u8], value: &[u8]| frames::request(op, key, &[], value, 0, 0);
+    let status =
+        |op: u8, st: u8, value: &[u8]| frames::response(op, st.into(), 0, 0, &[], &[], value);
     let mut c = tls_connect(s.addr(), cfg.clone());
     tls_roundtrip(
         &mut c,

@@ -14,6 +14,8 @@
 
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
