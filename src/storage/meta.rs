@@ -299,21 +299,7 @@ impl Cache {
                 };
             }
         }
-        let Some(id) = self.class_for(key.len(), value.len(), flags) else {
-            return StoreOutcome::TooLarge;
-        };
-        let hash = self.index.hash(key);
-        let stripe = self.index.stripe(hash);
-        if mode != StoreMode::Set || cas != 0 {
-            let mut t = lock(stripe);
-            let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            drop(t);
-            self.release_found(f);
-            if let Err(o) = self.meta_check(mode, cas, cur.map(|c| c.1), opts) {
-                return o;
-            }
-        }
-        self.store_new(mode, key, hash, id, flags, exptime, value, cas, now, opts)
+        self.store_whole(mode, key, flags, exptime, value, cas, now, opts)
     }
 
     /// [`Cache::check`] with `I`: a compare CAS older than the item's

@@ -581,24 +581,47 @@ impl Cache {
         if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
             return self.concat(mode, key, value, cas, now);
         }
+        self.store_whole(mode, key, flags, exptime, value, cas, now, &PLAIN)
+    }
+
+    /// Every store of a whole value (all modes but append and prepend),
+    /// classic or meta; `opts` brings the meta extras and the classic verbs
+    /// pass [`PLAIN`]. Always inlined, so that `store`, the hot path, gets a
+    /// copy with the meta branches folded away.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn store_whole(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: RelTime,
+        value: &[u8],
+        cas: u64,
+        now: RelTime,
+        opts: &MetaStoreOpts,
+    ) -> StoreOutcome {
         let Some(id) = self.class_for(key.len(), value.len(), flags) else {
             return StoreOutcome::TooLarge;
         };
         let hash = self.index.hash(key);
-        let stripe = self.index.stripe(hash);
         {
             // Fail cheaply before allocating (and maybe evicting), and
             // overwrite in place when the new item fits the old chunk's
             // class.
-            let mut t = lock(stripe);
+            let mut t = lock(self.index.stripe(hash));
             let (cur, f) = self.current_cas(&mut t, hash, key, now);
-            if let Err(o) = self.check(mode, cas, cur.map(|c| c.1)) {
-                drop(t);
-                self.release_found(f);
-                return o;
-            }
+            let stale = match self.meta_check(mode, cas, cur.map(|c| c.1), opts) {
+                Ok(stale) => stale,
+                Err(o) => {
+                    drop(t);
+                    self.release_found(f);
+                    return o;
+                }
+            };
             if let Some((old, _)) = cur {
                 if let Some(new_cas) = self.overwrite(old, id, flags, exptime, value, now) {
+                    let new_cas = self.meta_marks(self.slabs.item(old), new_cas, stale, opts);
                     return StoreOutcome::Stored {
                         cas: self.reported(new_cas),
                     };
@@ -607,16 +630,33 @@ impl Cache {
             drop(t);
             self.release_found(f);
         }
-        self.store_new(mode, key, hash, id, flags, exptime, value, cas, now, &PLAIN)
+        self.store_new(mode, key, hash, id, flags, exptime, value, cas, now, opts)
     }
 
-    /// The second half of every store of a whole value: writes it into a
-    /// fresh chunk, then checks `mode` again under the stripe lock, because
-    /// the key may have changed while we allocated (and maybe evicted).
-    /// `opts` brings the meta extras (`I`'s stale mark, `E`'s CAS, the
-    /// binary-key bit); the classic verbs pass [`PLAIN`]. Always inlined,
-    /// so that `store`, the hot path, gets a copy with those branches
-    /// folded away rather than a call with eleven arguments.
+    /// The meta extras on an item just written, under its stripe lock:
+    /// `E`'s CAS instead of the minted one, `I`'s stale mark and the
+    /// binary-key mark. Returns the item's CAS.
+    #[inline(always)]
+    fn meta_marks(&self, it: Item, minted: u64, stale: bool, opts: &MetaStoreOpts) -> u64 {
+        let bits = if stale { STALE } else { 0 } | if opts.binary_key { KEY_BINARY } else { 0 };
+        if bits != 0 {
+            it.state().fetch_or(bits, Ordering::Relaxed);
+        }
+        match opts.new_cas {
+            Some(c) => {
+                // SAFETY: a linked item under the stripe lock the caller holds.
+                unsafe { it.set_cas(c) };
+                c
+            }
+            None => minted,
+        }
+    }
+
+    /// The second half of [`Cache::store_whole`] when the value cannot be
+    /// written in place: writes it into a fresh chunk, then checks `mode`
+    /// again under the stripe lock, because the key may have changed while
+    /// we allocated (and maybe evicted). Inlined into `store_whole` for the
+    /// same reason, rather than called with eleven arguments.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn store_new(
@@ -649,16 +689,8 @@ impl Cache {
                 return o;
             }
         };
-        let mut new_cas = self.link(&mut t, hash, loc, cur.map(|c| c.0));
-        if let Some(c) = opts.new_cas {
-            // SAFETY: linked under the stripe lock we hold.
-            unsafe { it.set_cas(c) };
-            new_cas = c;
-        }
-        let bits = if stale { STALE } else { 0 } | if opts.binary_key { KEY_BINARY } else { 0 };
-        if bits != 0 {
-            it.state().fetch_or(bits, Ordering::Relaxed);
-        }
+        let minted = self.link(&mut t, hash, loc, cur.map(|c| c.0));
+        let new_cas = self.meta_marks(it, minted, stale, opts);
         drop(t);
         self.release_found(f);
         if let Some((old, _)) = cur {
