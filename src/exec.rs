@@ -2,6 +2,7 @@
 //! state, emitting responses into a [`Sink`]. It never sees sockets or wire
 //! formats; the codec behind the sink decides the bytes.
 
+mod lru_crawler;
 mod meta;
 mod stats_report;
 
@@ -242,6 +243,9 @@ pub fn execute<S: Sink>(
             }
         }
         Request::Stats { group } => stats_report::report(group, cx, out),
+        Request::LruCrawler { op, classes } => {
+            return lru_crawler::run(op, classes, resume, cx, out)
+        }
         Request::MetaGet { .. }
         | Request::MetaSet { .. }
         | Request::MetaDelete { .. }

@@ -85,6 +85,28 @@ pub enum StatsGroup<'a> {
     Other(&'a [u8]),
 }
 
+/// What an `lru_crawler` command does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrawlerOp {
+    /// `crawl`: reclaim expired items now.
+    Crawl,
+    /// `metadump`: one line per live item.
+    Metadump,
+}
+
+/// Which size classes an `lru_crawler` command covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrawlerClasses {
+    /// `all`.
+    All,
+    /// `hash`: metadump in hash-table order; we list in chunk order.
+    Hash,
+    /// A comma-separated list of ids: bit `n` stands for class `n`.
+    Ids(u128),
+    /// A list with something other than a class number from 1 to 127.
+    Invalid,
+}
+
 /// One request, independent of the codec that carried it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -154,6 +176,11 @@ pub enum Request<'a> {
     CacheMemlimit { megabytes: u64, noreply: bool },
     /// `stats [group]`.
     Stats { group: StatsGroup<'a> },
+    /// `lru_crawler crawl|metadump <classes>`.
+    LruCrawler {
+        op: CrawlerOp,
+        classes: CrawlerClasses,
+    },
     /// Meta get (`mg`): a lookup whose flags pick what to return and may
     /// touch, vivify or ask for the recache win.
     MetaGet {

@@ -199,6 +199,17 @@ pub enum Response<'a> {
         bytes: usize,
         expiry: i64,
     },
+    /// One line of `lru_crawler metadump`: times are unix times, `exptime`
+    /// -1 for an item that never expires; `size` is the item's bytes.
+    MetadumpItem {
+        key: &'a [u8],
+        exptime: i64,
+        last_access: i64,
+        cas: u64,
+        fetched: bool,
+        class: u8,
+        size: usize,
+    },
     /// A whole reply line with no common shape, worded individually by
     /// memcached (`ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
     Line(&'static str),

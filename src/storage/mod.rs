@@ -61,7 +61,7 @@
 mod arith;
 mod crawler;
 mod dump;
-pub use dump::DumpedItem;
+pub use dump::{CrawledItem, DumpedItem};
 mod evict;
 mod index;
 mod item;

@@ -221,6 +221,12 @@ impl Slabs {
         loc >> self.shift
     }
 
+    /// A chunk's index within its page.
+    #[inline]
+    pub(crate) fn idx_of(&self, loc: u32) -> u32 {
+        loc & self.idx_mask
+    }
+
     /// The class a chunk's page belongs to now (0: none).
     #[inline]
     pub(crate) fn class_of(&self, loc: u32) -> u8 {

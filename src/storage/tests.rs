@@ -756,6 +756,59 @@ fn overwrite_in_place_keeps_accounting() {
 }
 
 #[test]
+fn metadump_resumes_where_it_paused_and_lists_each_live_item_once() {
+    let c = cache_with(4 * MB);
+    let keys: Vec<String> = (0..300).map(|i| format!("key{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        // Two classes: small values and 3 KB ones.
+        let value = vec![b'v'; if i % 2 == 0 { 2 } else { 3000 }];
+        stored(c.store(StoreMode::Set, k.as_bytes(), 0, 0, &value, 0, NOW));
+    }
+    stored(c.store(StoreMode::Set, b"gone", 0, NOW + 1, b"vv", 0, NOW));
+    // Stop after every item, as a full output queue would, and resume.
+    let mut seen = Vec::new();
+    let mut classes = std::collections::HashSet::new();
+    let mut from = 0;
+    while let Some(next) = c.metadump(
+        |_| true,
+        from,
+        NOW + 5,
+        |item| {
+            seen.push(String::from_utf8(item.key.to_vec()).unwrap());
+            classes.insert(item.class);
+            assert_eq!(item.exptime, 0);
+            assert!(!item.fetched && item.cas > 0 && item.size > item.key.len());
+            false
+        },
+    ) {
+        assert!(next > from);
+        from = next;
+    }
+    seen.sort();
+    let mut want = keys.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    assert_eq!(classes.len(), 2);
+    // Only the classes asked for.
+    let small = *classes.iter().min().unwrap();
+    let mut n = 0;
+    assert_eq!(
+        c.metadump(
+            |id| id == small,
+            0,
+            NOW + 5,
+            |item| {
+                assert_eq!(item.class, small);
+                n += 1;
+                true
+            }
+        ),
+        None
+    );
+    assert_eq!(n, 150);
+}
+
+#[test]
 fn dump_lists_live_items_of_a_class() {
     let c = cache_with(4 * MB);
     for k in ["a", "b", "c"] {

@@ -239,6 +239,7 @@ impl<'k> Reply<'k> {
             Response::ClientError(_)
             | Response::ClientErrorText(_)
             | Response::CacheDumpItem { .. }
+            | Response::MetadumpItem { .. }
             | Response::ClusterState(_)
             | Response::ErrorMsg(_)
             | Response::Line(_) => self.error(Status::InvalidArguments, out),

@@ -1,8 +1,18 @@
 //! Text reply encoding: memcached's exact bytes, appended to a write buffer
 //! without any allocation of our own.
 
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use crate::protocol::response::StatValue;
 use crate::protocol::Response;
+
+/// What memcached's `uriencode` escapes in metadump keys: all but letters,
+/// digits and `-._~` (RFC 3986's unreserved characters), as `%XX`.
+const URI_RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Appends the text encoding of `response` to `out`.
 pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
@@ -82,11 +92,35 @@ pub fn encode(response: &Response<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(b" [");
             put_u64(out, bytes as u64);
             out.extend_from_slice(b" b; ");
-            if expiry < 0 {
-                out.push(b'-');
-            }
-            put_u64(out, expiry.unsigned_abs());
+            put_i64(out, expiry);
             out.extend_from_slice(b" s]\r\n");
+        }
+        Response::MetadumpItem {
+            key,
+            exptime,
+            last_access,
+            cas,
+            fetched,
+            class,
+            size,
+        } => {
+            // memcached ends these lines with a bare LF; only `END` has CRLF.
+            out.extend_from_slice(b"key=");
+            for part in percent_encode(key, URI_RESERVED) {
+                out.extend_from_slice(part.as_bytes());
+            }
+            out.extend_from_slice(b" exp=");
+            put_i64(out, exptime);
+            out.extend_from_slice(b" la=");
+            put_i64(out, last_access);
+            out.extend_from_slice(b" cas=");
+            put_u64(out, cas);
+            out.extend_from_slice(if fetched { b" fetch=yes" } else { b" fetch=no" });
+            out.extend_from_slice(b" cls=");
+            put_u64(out, u64::from(class));
+            out.extend_from_slice(b" size=");
+            put_u64(out, size as u64);
+            out.push(b'\n');
         }
         Response::Meta(reply) => crate::protocol::meta::encode(reply, out),
         Response::MetaDebug(reply) => crate::protocol::meta::encode_debug(reply, out),
@@ -148,6 +182,13 @@ fn put_f2(out: &mut Vec<u8>, x: f64) {
 fn put_u64(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
     out.extend_from_slice(format_u64(n, &mut digits));
+}
+
+fn put_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    put_u64(out, n.unsigned_abs());
 }
 
 /// Formats `n` into the end of `buf` (20 bytes hold `u64::MAX`) and returns

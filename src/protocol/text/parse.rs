@@ -7,8 +7,8 @@ use memchr::memchr;
 mod config;
 
 use crate::protocol::{
-    ArithOp, ClientError, KeyList, Limits, Parsed, Request, Response, StatsGroup, StoreMode,
-    KEY_MAX_LENGTH, LINE_MAX_LENGTH,
+    ArithOp, ClientError, CrawlerClasses, CrawlerOp, KeyList, Limits, Parsed, Request, Response,
+    StatsGroup, StoreMode, KEY_MAX_LENGTH, LINE_MAX_LENGTH,
 };
 
 /// memcached skips at most this many leading spaces when it decides whether
@@ -89,6 +89,7 @@ fn parse_general<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"version" => request(Request::Version, next),
         b"quit" => request(Request::Quit, next),
         b"refresh_certs" => request(Request::RefreshCerts, next),
+        b"lru_crawler" => lru_crawler(tokens, next),
         _ => invalid(Response::Error, next, false),
     }
 }
@@ -677,6 +678,38 @@ fn stats(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
         Some(other) => StatsGroup::Other(other),
     };
     request(Request::Stats { group }, next)
+}
+
+/// `lru_crawler crawl|metadump <all|hash|id,id,…>`. The tuning subcommands
+/// (`enable`, `disable`, `sleep`, `tocrawl`) are not served: `ERROR`.
+fn lru_crawler(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    let ([op, classes], 2) = tokens.take::<2>() else {
+        return invalid(Response::Error, next, false);
+    };
+    let op = match op {
+        b"crawl" => CrawlerOp::Crawl,
+        b"metadump" => CrawlerOp::Metadump,
+        _ => return invalid(Response::Error, next, false),
+    };
+    let classes = match classes {
+        b"all" => CrawlerClasses::All,
+        b"hash" => CrawlerClasses::Hash,
+        list => class_ids(list),
+    };
+    request(Request::LruCrawler { op, classes }, next)
+}
+
+/// A comma-separated list of class ids; empty items are skipped, as
+/// memcached's `strtok` does.
+fn class_ids(list: &[u8]) -> CrawlerClasses {
+    let mut bits = 0u128;
+    for id in list.split(|&b| b == b',').filter(|t| !t.is_empty()) {
+        match parse_u32(id) {
+            Some(n @ 1..=127) => bits |= 1 << n,
+            _ => return CrawlerClasses::Invalid,
+        }
+    }
+    CrawlerClasses::Ids(bits)
 }
 
 /// C `isspace` in the "C" locale.

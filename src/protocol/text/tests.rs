@@ -1202,3 +1202,68 @@ fn encode_every_number_width() {
         n = n.saturating_mul(10);
     }
 }
+
+#[test]
+fn lru_crawler_takes_a_subcommand_and_a_class_list() {
+    use crate::protocol::{CrawlerClasses as C, CrawlerOp as Op};
+    let crawler = |op, classes| Request::LruCrawler { op, classes };
+    assert_eq!(
+        one(b"lru_crawler metadump all\r\n"),
+        crawler(Op::Metadump, C::All)
+    );
+    assert_eq!(
+        one(b"lru_crawler  metadump  hash\r\n"),
+        crawler(Op::Metadump, C::Hash)
+    );
+    assert_eq!(
+        one(b"lru_crawler crawl all\r\n"),
+        crawler(Op::Crawl, C::All)
+    );
+    assert_eq!(
+        one(b"lru_crawler metadump ,1,,5,127,\r\n"),
+        crawler(Op::Metadump, C::Ids(1 << 1 | 1 << 5 | 1 << 127))
+    );
+    assert_eq!(
+        one(b"lru_crawler metadump ,\r\n"),
+        crawler(Op::Metadump, C::Ids(0))
+    );
+    for bad in ["0", "128", "-1", "1x", "1,x", "4294967297"] {
+        let line = format!("lru_crawler crawl {bad}\r\n");
+        assert_eq!(
+            one(line.as_bytes()),
+            crawler(Op::Crawl, C::Invalid),
+            "{bad}"
+        );
+    }
+    for line in [
+        &b"lru_crawler\r\n"[..],
+        b"lru_crawler metadump\r\n",
+        b"lru_crawler metadump all noreply\r\n",
+        b"lru_crawler enable\r\n",
+        b"lru_crawler sleep 100\r\n",
+        b"LRU_CRAWLER metadump all\r\n",
+    ] {
+        assert_eq!(p(line), invalid(Response::Error, line.len(), false));
+    }
+}
+
+#[test]
+fn metadump_lines_escape_keys_like_memcached_and_end_in_lf() {
+    let mut out = Vec::new();
+    encode(
+        &Response::MetadumpItem {
+            key: b"a b%\x01~._-Z9\xc3\xa9",
+            exptime: -1,
+            last_access: 1795295291,
+            cas: 7,
+            fetched: true,
+            class: 12,
+            size: 69,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        b"key=a%20b%25%01~._-Z9%C3%A9 exp=-1 la=1795295291 cas=7 fetch=yes cls=12 size=69\n"
+    );
+}
