@@ -56,6 +56,10 @@ write("exec", "admin", bytes([SETTINGS_DEFAULT, 0]) +
       b"version\r\nverbosity 1\r\nstats settings\r\nstats sizes\r\nstats conns\r\n"
       b"stats detail on\r\nstats reset\r\ncache_memlimit 8\r\ncache_memlimit 7\r\n"
       b"flush_all 0\r\nflush_all noreply\r\nshutdown\r\nquit\r\n")
+write("exec", "metadump_pause", bytes([SETTINGS_DEFAULT, 0]) +
+      b"".join(b"set %s%d 0 %d 1\r\nv\r\n" % (b"k" * 90, i, i % 3) for i in range(150)) +
+      b"get " + b"k" * 90 + b"7\r\nlru_crawler metadump all\r\nlru_crawler metadump 1,x\r\n"
+      b"lru_crawler metadump hash\r\nlru_crawler crawl all\r\nlru_crawler enable\r\n")
 CFG = b"5\na|127.0.0.1|11211 b|127.0.0.2|11212\n"
 write("exec", "config_cluster", bytes([SETTINGS_DEFAULT, 0]) +
       b"config get cluster\r\nget AmazonElastiCache:cluster\r\n"

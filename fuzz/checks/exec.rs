@@ -46,8 +46,13 @@ impl Sink for TextSink<'_> {
         if !self.quiet {
             let before = self.out.len();
             text::encode(response, self.out);
+            // metadump lines end in a bare LF, as memcached's do.
+            let end: &[u8] = match response {
+                Response::MetadumpItem { .. } => b"\n",
+                _ => b"\r\n",
+            };
             assert!(
-                self.out.len() == before || self.out.ends_with(b"\r\n"),
+                self.out.len() == before || self.out.ends_with(end),
                 "text reply not terminated: {response:?}"
             );
         }
