@@ -90,6 +90,7 @@ impl Cache {
         }
         listed
     }
+
     /// Walks every page in page order from chunk `from` on (0: the start),
     /// calling `f` for each live item of a class that `wanted` accepts,
     /// until `f` returns false. Returns the chunk to go on from then, or
