@@ -43,7 +43,8 @@ write("exec", "expiry", bytes([SETTINGS_DEFAULT, JUMP]) +
       b"get e f g\r\nmg f v t c\r\nstats items\r\n")
 write("exec", "evict", bytes([SETTINGS_TINY, 0]) +
       b"".join(b"set k%d 0 0 200\r\n%s\r\n" % (i, bytes([65 + i % 26]) * 200) for i in range(40)) +
-      b"get k0 k1 k39\r\nstats slabs\r\nstats\r\n")
+      b"get k0 k1 k39\r\nstats slabs\r\nstats\r\nslabs reassign -1 1\r\nslabs automove 2\r\n"
+      b"slabs reassign 1 -1\r\nslabs automove ratio 0.5\r\n")
 write("exec", "no_evict", bytes([SETTINGS_NOEVICT, 0]) +
       b"".join(b"set k%d 0 0 300\r\n%s\r\n" % (i, b"x" * 300) for i in range(30)) +
       b"incr k1 1\r\nappend k2 0 0 900\r\n" + b"y" * 900 + b"\r\n")

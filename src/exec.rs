@@ -14,7 +14,9 @@ use crate::config::VERSION;
 use crate::protocol::{ClientError, Request, Response, ServerError};
 use crate::state::{ServerState, ShutdownCause};
 use crate::stats::ThreadStats;
-use crate::storage::{ArithOp, ArithOutcome, DeleteOutcome, Lookup, StoreMode, StoreOutcome};
+use crate::storage::{
+    ArithOp, ArithOutcome, DeleteOutcome, Lookup, Reassign, StoreMode, StoreOutcome,
+};
 
 /// Receives the responses of a request, encoding them for the wire.
 pub trait Sink {
@@ -243,6 +245,22 @@ pub fn execute<S: Sink>(
             }
         }
         Request::Stats { group } => stats_report::report(group, cx, out),
+        Request::SlabsAutomove { policy, .. } => {
+            if let Some(policy) = policy {
+                state.cache.set_automove(policy);
+            }
+            out.reply(&Response::Ok);
+        }
+        Request::SlabsReassign { from, to } => {
+            out.reply(&match state.cache.reassign(from, to, now) {
+                Reassign::Moved => Response::Ok,
+                Reassign::Busy => Response::Line("BUSY currently processing reassign request"),
+                Reassign::BadClass => Response::Line("BADCLASS invalid src or dst class id"),
+                Reassign::NoSpare => Response::Line("NOSPARE source class has no spare pages"),
+                Reassign::Same => Response::Line("SAME src and dst class are identical"),
+                Reassign::Disabled => Response::Line("CLIENT_ERROR slab reassignment disabled"),
+            });
+        }
         Request::LruCrawler { op, classes } => {
             return lru_crawler::run(op, classes, resume, cx, out)
         }

@@ -198,7 +198,11 @@ fn settings_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
     stat(out, "maxconns_fast", yes_no(true));
     stat(out, "hashpower_init", U64(c.hashpower as u64));
     stat(out, "slab_reassign", yes_no(c.slab_reassign));
-    stat(out, "slab_automove", U64(c.slab_automove as u64));
+    stat(
+        out,
+        "slab_automove",
+        U64(u64::from(cx.state.cache.automove())),
+    );
     stat(out, "lru_crawler", yes_no(c.lru_crawler));
     stat(out, "idle_timeout", U64(s.idle_timeout as u64));
     stat(out, "flush_enabled", yes_no(s.flush_enabled));

@@ -176,6 +176,11 @@ pub enum Request<'a> {
     CacheMemlimit { megabytes: u64, noreply: bool },
     /// `stats [group]`.
     Stats { group: StatsGroup<'a> },
+    /// `slabs automove <0|1|2>`; `None` for `slabs automove ratio <r>`,
+    /// a memcached tuning knob we accept and ignore.
+    SlabsAutomove { policy: Option<u8>, noreply: bool },
+    /// `slabs reassign <src> <dst>`: move a page between size classes.
+    SlabsReassign { from: i64, to: i64 },
     /// `lru_crawler crawl|metadump <classes>`.
     LruCrawler {
         op: CrawlerOp,
@@ -269,6 +274,7 @@ impl Request<'_> {
             | Request::FlushAll { noreply, .. }
             | Request::Verbosity { noreply, .. }
             | Request::CacheMemlimit { noreply, .. }
+            | Request::SlabsAutomove { noreply, .. }
             | Request::ConfigSet { noreply, .. }
             | Request::ConfigDelete { noreply, .. } => noreply,
             _ => false,

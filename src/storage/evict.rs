@@ -119,7 +119,7 @@ impl Cache {
                         std::thread::yield_now();
                     }
                     attempt += 1;
-                    if self.move_page(donor, id, now) {
+                    if self.move_page(donor, id, now, false) {
                         attempt = 0;
                     }
                     continue;
@@ -167,7 +167,8 @@ impl Cache {
     fn pick_donor(&self, id: u8, g: &mut MutexGuard<'_, ClassInner>, skip: u32) -> Option<u8> {
         // With -M the user asked for errors rather than lost items, and a
         // page move evicts.
-        if !self.config.slab_reassign || self.config.slab_automove == 0 || !self.config.evict {
+        let automove = self.automove();
+        if !self.config.slab_reassign || automove == 0 || !self.config.evict {
             return None;
         }
         let slabs = &self.slabs;
@@ -204,7 +205,7 @@ impl Cache {
         } else {
             age(slabs.class(id))
         };
-        let margin = if self.config.slab_automove >= 2 { 1 } else { 2 };
+        let margin = if automove >= 2 { 1 } else { 2 };
         if mine == 0 || donor_age / margin > my_age {
             Some(donor)
         } else {
@@ -213,8 +214,10 @@ impl Cache {
     }
 
     /// Moves the coldest page of `from` to `to`, evicting its items.
-    /// Gives up (false) if a chunk in it is held by another thread.
-    pub(super) fn move_page(&self, from: u8, to: u8, now: u32) -> bool {
+    /// Gives up (false) if a chunk in it is held by another thread, or,
+    /// unless `forced` (an operator's `slabs reassign`), if most of its
+    /// items were read lately.
+    pub(super) fn move_page(&self, from: u8, to: u8, now: u32, forced: bool) -> bool {
         let slabs = &self.slabs;
         let src = slabs.class(from);
         let mut g = lock(&src.inner);
@@ -249,7 +252,7 @@ impl Cache {
                 }
             }
         }
-        if hot * 2 > linked && slabs.class(to).npages.load(Ordering::Relaxed) > 0 {
+        if !forced && hot * 2 > linked && slabs.class(to).npages.load(Ordering::Relaxed) > 0 {
             src.cold_stamp
                 .store(self.cas.load(Ordering::Relaxed), Ordering::Relaxed);
             return false;

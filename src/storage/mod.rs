@@ -68,7 +68,7 @@ mod item;
 mod meta;
 mod slabs;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -279,6 +279,22 @@ const PLAIN: MetaStoreOpts = MetaStoreOpts {
     binary_key: false,
 };
 
+/// What `slabs reassign` did, in memcached's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reassign {
+    Moved,
+    /// A chunk of the page is in use by another request; try again.
+    Busy,
+    /// A class id outside the classes there are.
+    BadClass,
+    /// The source class has fewer than two pages.
+    NoSpare,
+    /// Source and destination are the same class.
+    Same,
+    /// `-o no_slab_reassign`.
+    Disabled,
+}
+
 /// What a stripe lookup found.
 enum Found {
     Live(u32),
@@ -310,6 +326,8 @@ pub struct Cache {
     flush_epoch: AtomicU64,
     total_items: AtomicU64,
     slabs_moved: AtomicU64,
+    /// The page mover's policy now: `-o slab_automove`, then `slabs automove`.
+    automove: AtomicU8,
     crawler: Mutex<crawler::Crawler>,
 }
 
@@ -335,6 +353,7 @@ impl Cache {
             flush_epoch: AtomicU64::new(0),
             total_items: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
+            automove: AtomicU8::new(config.slab_automove),
             crawler: Mutex::new(crawler::Crawler::default()),
             config,
         }
@@ -1024,6 +1043,51 @@ impl Cache {
             self.flush_at.store(at, Ordering::Release);
         }
         self.flush_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The page mover's policy: 0 off, 1 conservative, 2 eager.
+    pub fn automove(&self) -> u8 {
+        self.automove.load(Ordering::Relaxed)
+    }
+
+    /// `slabs automove`: changes the page mover's policy at run time.
+    pub fn set_automove(&self, policy: u8) {
+        self.automove.store(policy.min(2), Ordering::Relaxed);
+    }
+
+    /// `slabs reassign`: moves one page from class `from` to class `to`,
+    /// evicting the items on it. `from` -1 picks the class with the most
+    /// pages; 0 is memcached's pool of free pages, which we do not keep (it
+    /// is always empty here), and it cannot be a destination.
+    pub fn reassign(&self, from: i64, to: i64, now: RelTime) -> Reassign {
+        if !self.config.slab_reassign {
+            return Reassign::Disabled;
+        }
+        if from == to {
+            return Reassign::Same;
+        }
+        let classes = 1..=self.slabs.classes.len() as i64;
+        let pages = |id: i64| self.slabs.class(id as u8).npages.load(Ordering::Relaxed);
+        let from = match from {
+            -1 => classes
+                .clone()
+                .filter(|&id| id != to && pages(id) > 1)
+                .max_by_key(|&id| pages(id))
+                .unwrap_or(-1),
+            id => id,
+        };
+        if !classes.contains(&to) || !(from == 0 || classes.contains(&from)) {
+            return Reassign::BadClass;
+        }
+        // memcached leaves a class its last page.
+        if from == 0 || pages(from) < 2 {
+            return Reassign::NoSpare;
+        }
+        if self.move_page(from as u8, to as u8, now, true) {
+            Reassign::Moved
+        } else {
+            Reassign::Busy
+        }
     }
 
     /// Changes the memory limit at run time (`cache_memlimit`). Lowering it

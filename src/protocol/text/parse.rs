@@ -90,6 +90,7 @@ fn parse_general<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         b"quit" => request(Request::Quit, next),
         b"refresh_certs" => request(Request::RefreshCerts, next),
         b"lru_crawler" => lru_crawler(tokens, next),
+        b"slabs" => slabs(tokens, next),
         _ => invalid(Response::Error, next, false),
     }
 }
@@ -678,6 +679,51 @@ fn stats(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
         Some(other) => StatsGroup::Other(other),
     };
     request(Request::Stats { group }, next)
+}
+
+/// `slabs reassign <src> <dst>` and `slabs automove <0|1|2|ratio r>
+/// [noreply]`, with memcached's answers to bad input.
+fn slabs(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
+    match tokens.next() {
+        Some(b"reassign") => {
+            let ([from, to], 2) = tokens.take::<2>() else {
+                return invalid(Response::Error, next, false);
+            };
+            let class = |t: &[u8]| parse_i64(t).filter(|v| i32::try_from(*v).is_ok());
+            match (class(from), class(to)) {
+                (Some(from), Some(to)) => request(Request::SlabsReassign { from, to }, next),
+                _ => client_error(ClientError::BadCommandLineFormat, next, false),
+            }
+        }
+        Some(b"automove") => {
+            let (args, n) = tokens.take::<3>();
+            let args = &args[..n.min(3)];
+            let noreply = noreply(args);
+            let automove = |policy| request(Request::SlabsAutomove { policy, noreply }, next);
+            match args.first().copied() {
+                None => invalid(Response::Error, next, false),
+                Some(b"ratio") => match args.get(1).and_then(|r| parse_f64(r)) {
+                    Some(_) => automove(None),
+                    None => invalid(Response::Error, next, noreply),
+                },
+                Some(level) => match parse_u32(level) {
+                    Some(p @ 0..=2) => automove(Some(p as u8)),
+                    Some(_) => invalid(Response::Error, next, noreply),
+                    None => client_error(ClientError::BadCommandLineFormat, next, noreply),
+                },
+            }
+        }
+        _ => invalid(Response::Error, next, false),
+    }
+}
+
+/// A decimal fraction, as `strtod` reads one (without hex or infinities).
+fn parse_f64(token: &[u8]) -> Option<f64> {
+    std::str::from_utf8(token)
+        .ok()?
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 /// `lru_crawler crawl|metadump <all|hash|id,id,…>`. The tuning subcommands

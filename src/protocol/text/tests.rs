@@ -1267,3 +1267,50 @@ fn metadump_lines_escape_keys_like_memcached_and_end_in_lf() {
         b"key=a%20b%25%01~._-Z9%C3%A9 exp=-1 la=1795295291 cas=7 fetch=yes cls=12 size=69\n"
     );
 }
+
+#[test]
+fn slabs_takes_automove_and_reassign() {
+    assert_eq!(
+        one(b"slabs automove 2\r\n"),
+        Request::SlabsAutomove {
+            policy: Some(2),
+            noreply: false
+        }
+    );
+    assert_eq!(
+        one(b"slabs automove ratio 0.8 noreply\r\n"),
+        Request::SlabsAutomove {
+            policy: None,
+            noreply: true
+        }
+    );
+    assert_eq!(
+        one(b"slabs reassign -1 7\r\n"),
+        Request::SlabsReassign { from: -1, to: 7 }
+    );
+    let line = b"slabs automove 3 noreply\r\n";
+    assert_eq!(p(line), invalid(Response::Error, line.len(), true));
+    let line = b"slabs automove x\r\n";
+    assert_eq!(
+        p(line),
+        client(ClientError::BadCommandLineFormat, line.len(), false)
+    );
+    for line in [
+        &b"slabs reassign 1 2147483648\r\n"[..],
+        b"slabs reassign a 1\r\n",
+    ] {
+        assert_eq!(
+            p(line),
+            client(ClientError::BadCommandLineFormat, line.len(), false)
+        );
+    }
+    for line in [
+        &b"slabs\r\n"[..],
+        b"slabs automove\r\n",
+        b"slabs automove ratio inf\r\n",
+        b"slabs reassign 1\r\n",
+        b"slabs reassign 1 2 noreply\r\n",
+    ] {
+        assert_eq!(p(line), invalid(Response::Error, line.len(), false));
+    }
+}
