@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use crate::cluster::state::Change;
 use crate::cluster::ConfigError;
 use crate::config::VERSION;
-use crate::protocol::{ClientError, Request, Response, ServerError};
+use crate::protocol::{ClientError, CrawlerSetting, Request, Response, ServerError};
 use crate::state::{ServerState, ShutdownCause};
 use crate::stats::ThreadStats;
 use crate::storage::{
@@ -260,6 +260,14 @@ pub fn execute<S: Sink>(
                 Reassign::Same => Response::Line("SAME src and dst class are identical"),
                 Reassign::Disabled => Response::Line("CLIENT_ERROR slab reassignment disabled"),
             });
+        }
+        Request::LruCrawlerSet(setting) => {
+            match setting {
+                CrawlerSetting::Enable => state.cache.set_crawler(true),
+                CrawlerSetting::Disable => state.cache.set_crawler(false),
+                CrawlerSetting::Pacing => {}
+            }
+            out.reply(&Response::Ok);
         }
         Request::LruCrawler { op, classes } => {
             return lru_crawler::run(op, classes, resume, cx, out)

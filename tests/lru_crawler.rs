@@ -226,6 +226,48 @@ fn lru_crawler_errors_are_memcacheds() {
 }
 
 #[test]
+fn lru_crawler_enable_disable_and_pacing() {
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    c.roundtrip(b"set a 0 0 1\r\na\r\n", b"STORED\r\n");
+    c.roundtrip(b"lru_crawler disable\r\n", b"OK\r\n");
+    assert_eq!(c.stats("settings")["lru_crawler"], "no");
+    c.roundtrip(
+        b"lru_crawler metadump all\r\n",
+        b"CLIENT_ERROR lru crawler disabled\r\n",
+    );
+    c.roundtrip(b"lru_crawler enable\r\n", b"OK\r\n");
+    assert_eq!(c.stats("settings")["lru_crawler"], "yes");
+    assert_eq!(metadump(&mut c, "all").len(), 1);
+    for (send, want) in [
+        (&b"lru_crawler sleep 100\r\n"[..], &b"OK\r\n"[..]),
+        (b"lru_crawler tocrawl 0\r\n", b"OK\r\n"),
+        (
+            b"lru_crawler sleep 2000000\r\n",
+            b"CLIENT_ERROR sleep must be one second or less\r\n",
+        ),
+        (
+            b"lru_crawler sleep x\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (
+            b"lru_crawler tocrawl -1\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        ),
+        (b"lru_crawler sleep\r\n", b"ERROR\r\n"),
+        (b"lru_crawler enable now\r\n", b"ERROR\r\n"),
+        (b"lru_crawler disable noreply\r\n", b"ERROR\r\n"),
+    ] {
+        c.roundtrip(send, want);
+    }
+    // A server started without the crawler can start it.
+    let off = Server::start(&["-o", "no_lru_crawler"]);
+    let mut c = off.conn();
+    c.roundtrip(b"lru_crawler enable\r\n", b"OK\r\n");
+    c.roundtrip(b"lru_crawler metadump all\r\n", b"END\r\n");
+}
+
+#[test]
 fn a_metadump_larger_than_the_output_queue_lists_every_key_once() {
     // About 60,000 lines of 250 bytes: 15 MB, far past what one connection
     // may queue, so the listing pauses and resumes many times.

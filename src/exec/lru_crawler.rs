@@ -15,7 +15,7 @@ pub(super) fn run<S: Sink>(
     out: &mut S,
 ) -> Outcome {
     let cache = &cx.state.cache;
-    if !cache.config().lru_crawler {
+    if !cache.crawler_enabled() {
         out.reply(&Response::Line("CLIENT_ERROR lru crawler disabled"));
         return Outcome::Done;
     }

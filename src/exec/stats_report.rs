@@ -203,7 +203,7 @@ fn settings_stats<S: Sink>(cx: &Context<'_>, out: &mut S) {
         "slab_automove",
         U64(u64::from(cx.state.cache.automove())),
     );
-    stat(out, "lru_crawler", yes_no(c.lru_crawler));
+    stat(out, "lru_crawler", yes_no(cx.state.cache.crawler_enabled()));
     stat(out, "idle_timeout", U64(s.idle_timeout as u64));
     stat(out, "flush_enabled", yes_no(s.flush_enabled));
 }

@@ -10,7 +10,9 @@ pub mod request;
 pub mod response;
 pub mod text;
 
-pub use request::{ArithOp, CrawlerClasses, CrawlerOp, KeyList, Request, StatsGroup, StoreMode};
+pub use request::{
+    ArithOp, CrawlerClasses, CrawlerOp, CrawlerSetting, KeyList, Request, StatsGroup, StoreMode,
+};
 pub use response::{ClientError, Response, ServerError};
 
 /// Longest key memcached accepts (`KEY_MAX_LENGTH`).

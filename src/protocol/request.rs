@@ -94,6 +94,19 @@ pub enum CrawlerOp {
     Metadump,
 }
 
+/// A crawler setting changed at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrawlerSetting {
+    /// `lru_crawler enable`.
+    Enable,
+    /// `lru_crawler disable`.
+    Disable,
+    /// `lru_crawler sleep <microseconds>` and `lru_crawler tocrawl <items>`:
+    /// memcached's pacing knobs, accepted and ignored (our crawler works in
+    /// fixed batches of chunks).
+    Pacing,
+}
+
 /// Which size classes an `lru_crawler` command covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrawlerClasses {
@@ -181,6 +194,8 @@ pub enum Request<'a> {
     SlabsAutomove { policy: Option<u8>, noreply: bool },
     /// `slabs reassign <src> <dst>`: move a page between size classes.
     SlabsReassign { from: i64, to: i64 },
+    /// `lru_crawler enable|disable|sleep|tocrawl`.
+    LruCrawlerSet(CrawlerSetting),
     /// `lru_crawler crawl|metadump <classes>`.
     LruCrawler {
         op: CrawlerOp,

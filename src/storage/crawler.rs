@@ -44,7 +44,7 @@ impl Cache {
     /// One step of background work: reclaim expired items and move pages
     /// between classes. Returns true when more work is pending.
     pub fn maintain(&self, now: RelTime) -> bool {
-        if !self.config.lru_crawler {
+        if !self.crawler_enabled() {
             return false;
         }
         let mut cr = match self.crawler.try_lock() {

@@ -68,7 +68,7 @@ mod item;
 mod meta;
 mod slabs;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -328,6 +328,9 @@ pub struct Cache {
     slabs_moved: AtomicU64,
     /// The page mover's policy now: `-o slab_automove`, then `slabs automove`.
     automove: AtomicU8,
+    /// Whether the crawler runs: `-o lru_crawler`, then `lru_crawler
+    /// enable|disable`.
+    crawler_on: AtomicBool,
     crawler: Mutex<crawler::Crawler>,
 }
 
@@ -354,6 +357,7 @@ impl Cache {
             total_items: AtomicU64::new(0),
             slabs_moved: AtomicU64::new(0),
             automove: AtomicU8::new(config.slab_automove),
+            crawler_on: AtomicBool::new(config.lru_crawler),
             crawler: Mutex::new(crawler::Crawler::default()),
             config,
         }
@@ -1043,6 +1047,16 @@ impl Cache {
             self.flush_at.store(at, Ordering::Release);
         }
         self.flush_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether the crawler runs (and `lru_crawler metadump` is served).
+    pub fn crawler_enabled(&self) -> bool {
+        self.crawler_on.load(Ordering::Relaxed)
+    }
+
+    /// `lru_crawler enable|disable`: starts or stops the crawler.
+    pub fn set_crawler(&self, on: bool) {
+        self.crawler_on.store(on, Ordering::Relaxed);
     }
 
     /// The page mover's policy: 0 off, 1 conservative, 2 eager.

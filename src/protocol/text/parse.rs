@@ -7,8 +7,8 @@ use memchr::memchr;
 mod config;
 
 use crate::protocol::{
-    ArithOp, ClientError, CrawlerClasses, CrawlerOp, KeyList, Limits, Parsed, Request, Response,
-    StatsGroup, StoreMode, KEY_MAX_LENGTH, LINE_MAX_LENGTH,
+    ArithOp, ClientError, CrawlerClasses, CrawlerOp, CrawlerSetting, KeyList, Limits, Parsed,
+    Request, Response, StatsGroup, StoreMode, KEY_MAX_LENGTH, LINE_MAX_LENGTH,
 };
 
 /// memcached skips at most this many leading spaces when it decides whether
@@ -726,11 +726,26 @@ fn parse_f64(token: &[u8]) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// `lru_crawler crawl|metadump <all|hash|id,id,…>`. The tuning subcommands
-/// (`enable`, `disable`, `sleep`, `tocrawl`) are not served: `ERROR`.
+/// `lru_crawler crawl|metadump <all|hash|id,id,…>`, `lru_crawler
+/// enable|disable` and `lru_crawler sleep|tocrawl <n>`.
 fn lru_crawler(mut tokens: Tokens<'_>, next: usize) -> Parsed<'_> {
-    let ([op, classes], 2) = tokens.take::<2>() else {
-        return invalid(Response::Error, next, false);
+    let setting = |s| request(Request::LruCrawlerSet(s), next);
+    let (op, classes) = match tokens.take::<2>() {
+        ([b"enable", _], 1) => return setting(CrawlerSetting::Enable),
+        ([b"disable", _], 1) => return setting(CrawlerSetting::Disable),
+        ([knob @ (b"sleep" | b"tocrawl"), n], 2) => {
+            return match parse_u32(n) {
+                Some(us) if knob == b"sleep" && us > 1_000_000 => invalid(
+                    Response::Line("CLIENT_ERROR sleep must be one second or less"),
+                    next,
+                    false,
+                ),
+                Some(_) => setting(CrawlerSetting::Pacing),
+                None => client_error(ClientError::BadCommandLineFormat, next, false),
+            };
+        }
+        ([op, classes], 2) => (op, classes),
+        _ => return invalid(Response::Error, next, false),
     };
     let op = match op {
         b"crawl" => CrawlerOp::Crawl,

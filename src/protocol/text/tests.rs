@@ -1205,7 +1205,29 @@ fn encode_every_number_width() {
 
 #[test]
 fn lru_crawler_takes_a_subcommand_and_a_class_list() {
-    use crate::protocol::{CrawlerClasses as C, CrawlerOp as Op};
+    use crate::protocol::{CrawlerClasses as C, CrawlerOp as Op, CrawlerSetting as Set};
+    for (line, set) in [
+        (&b"lru_crawler enable\r\n"[..], Set::Enable),
+        (b"lru_crawler disable\r\n", Set::Disable),
+        (b"lru_crawler sleep 1000000\r\n", Set::Pacing),
+        (b"lru_crawler tocrawl 0\r\n", Set::Pacing),
+    ] {
+        assert_eq!(one(line), Request::LruCrawlerSet(set));
+    }
+    let line = b"lru_crawler sleep 1000001\r\n";
+    assert_eq!(
+        p(line),
+        invalid(
+            Response::Line("CLIENT_ERROR sleep must be one second or less"),
+            line.len(),
+            false
+        )
+    );
+    let line = b"lru_crawler tocrawl -1\r\n";
+    assert_eq!(
+        p(line),
+        client(ClientError::BadCommandLineFormat, line.len(), false)
+    );
     let crawler = |op, classes| Request::LruCrawler { op, classes };
     assert_eq!(
         one(b"lru_crawler metadump all\r\n"),
@@ -1239,8 +1261,9 @@ fn lru_crawler_takes_a_subcommand_and_a_class_list() {
         &b"lru_crawler\r\n"[..],
         b"lru_crawler metadump\r\n",
         b"lru_crawler metadump all noreply\r\n",
-        b"lru_crawler enable\r\n",
-        b"lru_crawler sleep 100\r\n",
+        b"lru_crawler enable now\r\n",
+        b"lru_crawler sleep\r\n",
+        b"lru_crawler sleep 100 noreply\r\n",
         b"LRU_CRAWLER metadump all\r\n",
     ] {
         assert_eq!(p(line), invalid(Response::Error, line.len(), false));
