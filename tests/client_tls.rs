@@ -3,6 +3,8 @@
 //! certificate problems as typed errors, the server name override, and client certificates
 //! (mTLS). An ignored test measures throughput of text, binary, TLS and TLS+SASL.
 
+#[path = "common/pki.rs"]
+mod pki;
 #[path = "../client/tests/support/mod.rs"]
 #[macro_use]
 mod support;
@@ -15,44 +17,12 @@ use ferrocache_client::{
     Client, ClientBuilder, Error, Mechanism, NodeState, Protocol, TlsConfig, TlsConnector,
     TlsErrorKind,
 };
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use pki::Ca;
+use rcgen::ExtendedKeyUsagePurpose;
 use support::{free_port, suites, wait_until, ServerProcess};
 
 fn ferrocache() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferrocache"))
-}
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        Ca {
-            cert: params.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    /// A leaf for `names` (DNS names or IP addresses): (certificate PEM, key PEM).
-    fn leaf(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "test");
-        params.extended_key_usages = vec![purpose];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
 }
 
 /// A fresh directory for certificates, keys and node files.
@@ -86,7 +56,7 @@ impl Drop for Dir {
 
 /// Server arguments for TLS with a certificate for `names` signed by `ca`.
 fn tls_args(dir: &Dir, ca: &Ca, names: &[&str]) -> Vec<String> {
-    let (cert, key) = ca.leaf(names, ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key) = ca.leaf(names, &[ExtendedKeyUsagePurpose::ServerAuth]);
     let cert = dir.write("server.pem", &cert);
     let key = dir.write("server.key", &key);
     // Nodes with peers verify them over TLS against this CA.
@@ -329,7 +299,7 @@ fn client_certificates() {
     args[2] = format!("{},ssl_ca_cert={client_ca_file},ssl_verify_mode=3", args[2]);
     let server = start(&args);
 
-    let (cert, key) = client_ca.leaf(&["client"], ExtendedKeyUsagePurpose::ClientAuth);
+    let (cert, key) = client_ca.leaf(&["client"], &[ExtendedKeyUsagePurpose::ClientAuth]);
     let with_cert = builder()
         .server(&server.address())
         .connector(connector(
@@ -353,7 +323,7 @@ fn client_certificates() {
         other => panic!("{other:?}"),
     }
     // A certificate from an issuer the server does not trust.
-    let (cert, key) = ca.leaf(&["client"], ExtendedKeyUsagePurpose::ClientAuth);
+    let (cert, key) = ca.leaf(&["client"], &[ExtendedKeyUsagePurpose::ClientAuth]);
     let untrusted = builder()
         .server(&server.address())
         .connector(connector(

@@ -18,44 +18,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster_support::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use common::pki::Ca;
+use rcgen::ExtendedKeyUsagePurpose;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        Ca {
-            cert: p.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    /// A leaf for `names` (IPs become IP SANs), good for both ends of a
-    /// connection as node certificates must be: (cert PEM, key PEM).
-    fn leaf(&self, names: &[&str]) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut p = CertificateParams::new(names).unwrap();
-        p.distinguished_name
-            .push(DnType::CommonName, "ferrocache node");
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
+/// Node certificates serve both ends of an exchange.
+const NODE: &[ExtendedKeyUsagePurpose] = &[
+    ExtendedKeyUsagePurpose::ServerAuth,
+    ExtendedKeyUsagePurpose::ClientAuth,
+];
 
 /// Certificates of one test, in its scratch directory.
 struct Pki {
@@ -69,7 +42,7 @@ impl Pki {
     fn new(tag: &str) -> Pki {
         let dir = TempDir::new(tag);
         let ca = Ca::new("ferrocache cluster CA");
-        let client = ca.leaf(&["operator"]);
+        let client = ca.leaf(&["operator"], NODE);
         let pki = Pki { dir, ca, client };
         pki.write("ca.pem", &pki.ca.cert.pem());
         pki
@@ -84,7 +57,7 @@ impl Pki {
     /// `-Z -o …` for a node whose certificate, signed by `ca`, names
     /// `names`; peers are verified against this test's CA.
     fn node_args(&self, tag: &str, ca: &Ca, names: &[&str], extra_o: &str) -> Vec<String> {
-        let (cert, key) = ca.leaf(names);
+        let (cert, key) = ca.leaf(names, NODE);
         let cert = self.write(&format!("{tag}.pem"), &cert);
         let key = self.write(&format!("{tag}.key"), &key);
         let ca_file = self.dir.path("ca.pem");
@@ -336,7 +309,7 @@ fn a_peer_certificate_is_checked_against_its_address_and_ca() {
 
     // A node that trusts only its own CA refuses the cluster's members.
     let other = Ca::new("another CA");
-    let (cert, key) = other.leaf(&["127.0.0.3"]);
+    let (cert, key) = other.leaf(&["127.0.0.3"], NODE);
     let ca_file = pki.write("other-ca.pem", &other.cert.pem());
     let cert = pki.write("y.pem", &cert);
     let key = pki.write("y.key", &key);
@@ -534,7 +507,7 @@ fn cluster_tls_off_exchanges_in_clear_on_notls_listeners() {
 #[test]
 fn start_up_refuses_a_tls_exchange_it_cannot_verify() {
     let pki = Pki::new("cluster-tls-startup");
-    let (cert, key) = pki.ca.leaf(&["127.0.0.1"]);
+    let (cert, key) = pki.ca.leaf(&["127.0.0.1"], NODE);
     let cert = pki.write("n.pem", &cert);
     let key = pki.write("n.key", &key);
     let run = |args: &[&str]| {
@@ -591,7 +564,7 @@ fn sighup_reloads_the_certificates_used_with_peers() {
     // `b` starts trusting the wrong CA, so it cannot verify `a`.
     let other = Ca::new("another CA");
     let trust = pki.write("b-trust.pem", &other.cert.pem());
-    let (cert, key) = pki.ca.leaf(&["127.0.0.2"]);
+    let (cert, key) = pki.ca.leaf(&["127.0.0.2"], NODE);
     let cert = pki.write("b.pem", &cert);
     let key = pki.write("b.key", &key);
     let o = format!("ssl_chain_cert={cert},ssl_key={key},cluster_ca_cert={trust}");

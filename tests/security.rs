@@ -588,39 +588,23 @@ fn failed_authentications_are_counted() {
 
 mod tls {
     use super::*;
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
+    pub use common::pki::Ca;
+    use rcgen::ExtendedKeyUsagePurpose;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-    pub struct Ca {
-        pub cert: rcgen::Certificate,
-        key: KeyPair,
-    }
-
     pub fn ca() -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, "security CA");
-        Ca {
-            cert: p.self_signed(&key).unwrap(),
-            key,
-        }
+        Ca::new("security CA")
     }
 
     pub fn leaf(ca: &Ca, client: bool) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        p.extended_key_usages = vec![if client {
+        let purpose = if client {
             ExtendedKeyUsagePurpose::ClientAuth
         } else {
             ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-        (cert.pem(), key.serialize_pem())
+        };
+        ca.leaf(&["localhost"], &[purpose])
     }
 
     /// Server files in `d`; returns the `-o` options and the CA.

@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use common::pki::Ca;
+use rcgen::ExtendedKeyUsagePurpose;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -23,36 +24,14 @@ struct Pki {
     dir: PathBuf,
 }
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn new_ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    Ca {
-        cert: p.self_signed(&key).unwrap(),
-        key,
-    }
-}
-
-/// A leaf certificate signed by `ca`: (cert PEM, key PEM).
+/// A leaf for localhost signed by `ca`: (cert PEM, key PEM).
 fn leaf(ca: &Ca, client: bool) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut p =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, "ferrocache test");
-    p.extended_key_usages = vec![if client {
+    let purpose = if client {
         ExtendedKeyUsagePurpose::ClientAuth
     } else {
         ExtendedKeyUsagePurpose::ServerAuth
-    }];
-    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    (cert.pem(), key.serialize_pem())
+    };
+    ca.leaf(&["localhost", "127.0.0.1"], &[purpose])
 }
 
 impl Pki {
@@ -81,7 +60,7 @@ impl Pki {
 
     /// Server certificate + key signed by a fresh CA; returns the CA.
     fn server(&self) -> Ca {
-        let ca = new_ca("ferrocache test CA");
+        let ca = Ca::new("ferrocache test CA");
         let (cert, key) = leaf(&ca, false);
         self.write("server.pem", &cert);
         self.write("server.key", &key);
@@ -270,10 +249,10 @@ fn a_stalled_handshake_does_not_block_the_worker() {
 fn client_certificates_mtls() {
     let pki = Pki::new();
     let ca = pki.server();
-    let client_ca = new_ca("client CA");
+    let client_ca = Ca::new("client CA");
     pki.write("client-ca.pem", &client_ca.cert.pem());
     let (ccert, ckey) = leaf(&client_ca, true);
-    let other = new_ca("someone else");
+    let other = Ca::new("someone else");
     let (ocert, okey) = leaf(&other, true);
     let opts = format!(
         "{},ssl_ca_cert={},ssl_verify_mode=3",
@@ -538,7 +517,7 @@ fn openssl_s_client_with_and_without_a_client_certificate() {
     require(Command::new("openssl").arg("version"), "openssl (apt)");
     let pki = Pki::new();
     pki.server();
-    let client_ca = new_ca("client CA");
+    let client_ca = Ca::new("client CA");
     pki.write("client-ca.pem", &client_ca.cert.pem());
     let (ccert, ckey) = leaf(&client_ca, true);
     let cert = pki.write("client.pem", &ccert);

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod pki;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
